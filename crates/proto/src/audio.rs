@@ -109,13 +109,7 @@ impl AudioFormat {
         if ![1, 2, 4].contains(&frames_per_packet) {
             return None;
         }
-        Some(AudioFormat {
-            codec,
-            channels,
-            coded_bytes,
-            frames_per_packet,
-            with_counter,
-        })
+        Some(AudioFormat { codec, channels, coded_bytes, frames_per_packet, with_counter })
     }
 
     /// The format announced by `props`, or `None` for CELT (whose stream a 3.9.1 server ignores),
@@ -124,9 +118,7 @@ impl AudioFormat {
     pub fn from_props(props: &TransportProps) -> Option<Self> {
         props.codec.frame_samples()?;
         let counter = usize::from(props.with_counter());
-        let coded_bytes = (props.base_frame_size as usize)
-            .checked_sub(counter)
-            .filter(|&n| n > 0)?;
+        let coded_bytes = (props.base_frame_size as usize).checked_sub(counter).filter(|&n| n > 0)?;
         Some(AudioFormat {
             codec: props.codec,
             channels: props.channels,
@@ -144,11 +136,7 @@ impl AudioFormat {
             channels: self.channels,
             sample_rate: SAMPLE_RATE,
             codec: self.codec,
-            flags: if self.with_counter {
-                TransportProps::WITH_COUNTER
-            } else {
-                0
-            },
+            flags: if self.with_counter { TransportProps::WITH_COUNTER } else { 0 },
             codec_arg: 0,
         }
     }
@@ -169,45 +157,24 @@ impl AudioFormat {
     }
 
     /// The frames of an audio datagram; an error if its size is not exactly [`Self::packet_len`].
-    pub fn frames<'a>(
-        &self,
-        datagram: &'a [u8],
-    ) -> Result<impl Iterator<Item = AudioFrame<'a>> + 'a, DecodeError> {
+    pub fn frames<'a>(&self, datagram: &'a [u8]) -> Result<impl Iterator<Item = AudioFrame<'a>> + 'a, DecodeError> {
         if datagram.len() != self.packet_len() {
-            return Err(DecodeError::AudioSize {
-                len: datagram.len(),
-                expected: self.packet_len(),
-            });
+            return Err(DecodeError::AudioSize { len: datagram.len(), expected: self.packet_len() });
         }
         let coded_bytes = self.coded_bytes;
         let with_counter = self.with_counter;
         Ok(datagram.chunks_exact(self.frame_len()).map(move |chunk| {
             let (coded, rest) = chunk.split_at(coded_bytes);
-            AudioFrame {
-                coded,
-                sequence: if with_counter {
-                    rest.first().copied()
-                } else {
-                    None
-                },
-            }
+            AudioFrame { coded, sequence: if with_counter { rest.first().copied() } else { None } }
         }))
     }
 
     /// Builds one datagram in `out` (cleared first) from `coded`, the packet's frames back to back.
     /// `counter` advances by one per frame, also when this format carries no counters (as Jamulus does).
-    pub fn assemble(
-        &self,
-        coded: &[u8],
-        counter: &mut u8,
-        out: &mut Vec<u8>,
-    ) -> Result<(), DecodeError> {
+    pub fn assemble(&self, coded: &[u8], counter: &mut u8, out: &mut Vec<u8>) -> Result<(), DecodeError> {
         let expected = self.coded_bytes * self.frames_per_packet;
         if coded.len() != expected {
-            return Err(DecodeError::AudioSize {
-                len: coded.len(),
-                expected,
-            });
+            return Err(DecodeError::AudioSize { len: coded.len(), expected });
         }
         out.clear();
         for frame in coded.chunks_exact(self.coded_bytes) {
@@ -234,12 +201,7 @@ mod tests {
         // OPUS stereo high, F=2, counter = 332 (§4.3).
         let f = AudioFormat::new(AudioCodec::Opus, 2, Quality::High, 2, true).unwrap();
         assert_eq!(f.packet_len(), 332);
-        assert_eq!(
-            AudioFormat::new(AudioCodec::Opus, 1, Quality::Normal, 1, true)
-                .unwrap()
-                .packet_len(),
-            46
-        );
+        assert_eq!(AudioFormat::new(AudioCodec::Opus, 1, Quality::Normal, 1, true).unwrap().packet_len(), 46);
     }
 
     #[test]
@@ -253,13 +215,7 @@ mod tests {
         let frames: Vec<_> = f.frames(&out).unwrap().collect();
         assert_eq!(frames.len(), 4);
         assert_eq!(frames[0].coded, &coded[..25]);
-        assert_eq!(
-            frames
-                .iter()
-                .map(|f| f.sequence.unwrap())
-                .collect::<Vec<_>>(),
-            [254, 255, 0, 1]
-        );
+        assert_eq!(frames.iter().map(|f| f.sequence.unwrap()).collect::<Vec<_>>(), [254, 255, 0, 1]);
         assert!(f.frames(&out[1..]).is_err());
     }
 

@@ -12,11 +12,7 @@ const fn build_table() -> [u16; 256] {
         let mut reg = (i as u16) << 8;
         let mut bit = 0;
         while bit < 8 {
-            reg = if reg & 0x8000 != 0 {
-                (reg << 1) ^ POLY
-            } else {
-                reg << 1
-            };
+            reg = if reg & 0x8000 != 0 { (reg << 1) ^ POLY } else { reg << 1 };
             bit += 1;
         }
         table[i] = reg;

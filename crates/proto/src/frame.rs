@@ -51,11 +51,7 @@ impl<'a> Frame<'a> {
         if crc16(body) != u16::from_le_bytes([crc[0], crc[1]]) {
             return None;
         }
-        Some(Frame {
-            id: u16::from_le_bytes([bytes[2], bytes[3]]),
-            cnt: bytes[4],
-            data: &body[HEADER_LEN..],
-        })
+        Some(Frame { id: u16::from_le_bytes([bytes[2], bytes[3]]), cnt: bytes[4], data: &body[HEADER_LEN..] })
     }
 
     /// True for IDs 1000…1999, which take the connection-less path (§1.2).
@@ -95,14 +91,7 @@ mod tests {
     fn client_id_from_the_capture() {
         let bytes = [0, 0, 0x20, 0, 0, 1, 0, 0, 0xf9, 0xcc];
         let frame = Frame::parse(&bytes).unwrap();
-        assert_eq!(
-            frame,
-            Frame {
-                id: 32,
-                cnt: 0,
-                data: &[0]
-            }
-        );
+        assert_eq!(frame, Frame { id: 32, cnt: 0, data: &[0] });
         assert_eq!(frame.to_bytes(), bytes);
     }
 
@@ -116,10 +105,7 @@ mod tests {
         assert!(matches!(Datagram::classify(&almost), Datagram::Audio(_)));
         almost[9] = 0xcc;
         almost.push(0);
-        assert!(
-            matches!(Datagram::classify(&almost), Datagram::Audio(_)),
-            "length must match exactly"
-        );
+        assert!(matches!(Datagram::classify(&almost), Datagram::Audio(_)), "length must match exactly");
     }
 
     #[test]

@@ -111,11 +111,7 @@ impl Link {
             return Ok(());
         }
         let data = message.data();
-        let parts = if self.peer_splits {
-            split(id, &data)
-        } else {
-            None
-        };
+        let parts = if self.peer_splits { split(id, &data) } else { None };
         let needed = parts.as_ref().map_or(1, Vec::len);
         if self.queue.len() + needed > self.max_queue {
             return Err(LinkError::QueueFull(self.queue.len()));
@@ -173,10 +169,7 @@ impl Link {
 
         if frame.id != id::SPECIAL_SPLIT_MESSAGE {
             self.reassembler.clear();
-            return Some(Delivered {
-                id: frame.id,
-                data: frame.data.to_vec(),
-            });
+            return Some(Delivered { id: frame.id, data: frame.data.to_vec() });
         }
         match Message::decode(frame.id, frame.data) {
             Ok(Message::Split(part)) => self.reassemble(&part),
@@ -188,19 +181,14 @@ impl Link {
     }
 
     fn reassemble(&mut self, part: &SplitPart) -> Option<Delivered> {
-        self.reassembler
-            .push(part)
-            .map(|(id, data)| Delivered { id, data })
+        self.reassembler.push(part).map(|(id, data)| Delivered { id, data })
     }
 
     fn handle_ack(&mut self, now: Instant, frame: &Frame<'_>) {
         let Ok(Message::Ack { id: acked }) = Message::decode(id::ACKN, frame.data) else {
             return;
         };
-        let matches = self
-            .queue
-            .front()
-            .is_some_and(|head| head.cnt == frame.cnt && head.id == acked);
+        let matches = self.queue.front().is_some_and(|head| head.cnt == frame.cnt && head.id == acked);
         if matches {
             self.queue.pop_front();
             self.transmit_head(now);

@@ -16,9 +16,7 @@ pub struct UdpRecord<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PcapError {
-    #[error(
-        "not a classic pcap file (magic number {0:08x}); convert pcapng with `editcap -F pcap`"
-    )]
+    #[error("not a classic pcap file (magic number {0:08x}); convert pcapng with `editcap -F pcap`")]
     Magic(u32),
     #[error("pcap link type {0} is not supported (Ethernet 1, raw 101, Linux SLL 113, null 0)")]
     LinkType(u32),
@@ -28,9 +26,7 @@ pub enum PcapError {
 
 /// Iterates over the UDP/IPv4 datagrams of a classic pcap file held in `bytes`; other packets
 /// (IPv6, TCP, ARP, fragments) are skipped.
-pub fn udp_records(
-    bytes: &[u8],
-) -> Result<impl Iterator<Item = Result<UdpRecord<'_>, PcapError>>, PcapError> {
+pub fn udp_records(bytes: &[u8]) -> Result<impl Iterator<Item = Result<UdpRecord<'_>, PcapError>>, PcapError> {
     let header = bytes.get(..24).ok_or(PcapError::Truncated(bytes.len()))?;
     let magic = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
     let (big_endian, nanos) = match magic {
@@ -66,10 +62,7 @@ pub fn udp_records(
             offset = bytes.len();
             return Some(Err(PcapError::Truncated(at)));
         };
-        let (seconds, fraction) = (
-            u64::from(read_u32(&record[0..4])),
-            u64::from(read_u32(&record[4..8])),
-        );
+        let (seconds, fraction) = (u64::from(read_u32(&record[0..4])), u64::from(read_u32(&record[4..8])));
         let included = read_u32(&record[8..12]) as usize;
         let start = offset + 16;
         let Some(packet) = bytes.get(start..start.saturating_add(included)) else {
@@ -78,10 +71,7 @@ pub fn udp_records(
         };
         offset = start + included;
         let micros = seconds * 1_000_000 + if nanos { fraction / 1000 } else { fraction };
-        if let Some(record) = packet
-            .get(link_header..)
-            .and_then(|ip| udp_in_ipv4(ip, micros))
-        {
+        if let Some(record) = packet.get(link_header..).and_then(|ip| udp_in_ipv4(ip, micros)) {
             return Some(Ok(record));
         }
     }))
@@ -94,16 +84,10 @@ fn udp_in_ipv4(ip: &[u8], micros: u64) -> Option<UdpRecord<'_>> {
     if version_ihl >> 4 != 4 || *ip.get(9)? != 17 || fragment != 0 || header_len < 20 {
         return None;
     }
-    let address = |at: usize| {
-        ip.get(at..at + 4)
-            .map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
-    };
+    let address = |at: usize| ip.get(at..at + 4).map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]));
     let (src, dst) = (address(12)?, address(16)?);
     let udp = ip.get(header_len..)?;
-    let port = |at: usize| {
-        udp.get(at..at + 2)
-            .map(|b| u16::from_be_bytes([b[0], b[1]]))
-    };
+    let port = |at: usize| udp.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
     let udp_len = usize::from(port(4)?);
     let payload = udp.get(8..udp_len)?;
     Some(UdpRecord {

@@ -31,12 +31,7 @@ impl SplitPart {
         if n > PART_SIZE {
             return Err(r.invalid("data", n as u32));
         }
-        Ok(SplitPart {
-            id,
-            count,
-            index,
-            data: r.take(n, "data")?.to_vec(),
-        })
+        Ok(SplitPart { id, count, index, data: r.take(n, "data")?.to_vec() })
     }
 
     pub(crate) fn write(&self, w: &mut Writer<'_>) {
@@ -60,12 +55,7 @@ pub fn split(id: u16, data: &[u8]) -> Option<Vec<SplitPart>> {
     Some(
         data.chunks(PART_SIZE)
             .enumerate()
-            .map(|(index, chunk)| SplitPart {
-                id,
-                count: count as u8,
-                index: index as u8,
-                data: chunk.to_vec(),
-            })
+            .map(|(index, chunk)| SplitPart { id, count: count as u8, index: index as u8, data: chunk.to_vec() })
             .collect(),
     )
 }
@@ -84,10 +74,7 @@ impl Reassembler {
     /// A part out of order, or one that does not belong to the message being assembled, discards
     /// what was gathered; if it is a first part it starts a new message.
     pub fn push(&mut self, part: &SplitPart) -> Option<(u16, Vec<u8>)> {
-        let continues = part.index == self.received
-            && part.index > 0
-            && part.id == self.id
-            && part.count == self.count;
+        let continues = part.index == self.received && part.index > 0 && part.id == self.id && part.count == self.count;
         if !continues {
             self.clear();
             if part.index != 0 {
@@ -157,19 +144,9 @@ mod tests {
     #[test]
     fn index_beyond_count_is_rejected() {
         let mut r = Reassembler::default();
-        let bogus = SplitPart {
-            id: 18,
-            count: 1,
-            index: 0,
-            data: vec![1],
-        };
+        let bogus = SplitPart { id: 18, count: 1, index: 0, data: vec![1] };
         assert_eq!(r.push(&bogus), Some((18, vec![1])));
-        let zero = SplitPart {
-            id: 18,
-            count: 0,
-            index: 0,
-            data: vec![1],
-        };
+        let zero = SplitPart { id: 18, count: 0, index: 0, data: vec![1] };
         assert_eq!(r.push(&zero), None);
     }
 }

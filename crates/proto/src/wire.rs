@@ -26,10 +26,7 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
         if self.bytes.len() < n {
-            return Err(DecodeError::Truncated {
-                message: self.message,
-                field,
-            });
+            return Err(DecodeError::Truncated { message: self.message, field });
         }
         let (head, tail) = self.bytes.split_at(n);
         self.bytes = tail;
@@ -80,21 +77,11 @@ impl<'a> Reader<'a> {
         self.checked_string(bytes, field, max)
     }
 
-    fn checked_string(
-        &self,
-        bytes: &[u8],
-        field: &'static str,
-        max: usize,
-    ) -> Result<String, DecodeError> {
+    fn checked_string(&self, bytes: &[u8], field: &'static str, max: usize) -> Result<String, DecodeError> {
         let text = String::from_utf8_lossy(bytes).into_owned();
         let len = utf16_len(&text);
         if len > max {
-            return Err(DecodeError::StringTooLong {
-                message: self.message,
-                field,
-                len,
-                max,
-            });
+            return Err(DecodeError::StringTooLong { message: self.message, field, len, max });
         }
         Ok(text)
     }
@@ -103,19 +90,12 @@ impl<'a> Reader<'a> {
     pub(crate) fn finish(self) -> Result<(), DecodeError> {
         match self.bytes.len() {
             0 => Ok(()),
-            extra => Err(DecodeError::TrailingBytes {
-                message: self.message,
-                extra,
-            }),
+            extra => Err(DecodeError::TrailingBytes { message: self.message, extra }),
         }
     }
 
     pub(crate) fn invalid(&self, field: &'static str, value: u32) -> DecodeError {
-        DecodeError::InvalidValue {
-            message: self.message,
-            field,
-            value,
-        }
+        DecodeError::InvalidValue { message: self.message, field, value }
     }
 }
 
@@ -220,13 +200,7 @@ mod tests {
     #[test]
     fn reader_reports_the_field() {
         let mut r = Reader::new("TEST", &[5, 0, b'a']);
-        assert_eq!(
-            r.str16("name", 16),
-            Err(DecodeError::Truncated {
-                message: "TEST",
-                field: "name"
-            })
-        );
+        assert_eq!(r.str16("name", 16), Err(DecodeError::Truncated { message: "TEST", field: "name" }));
     }
 
     #[test]

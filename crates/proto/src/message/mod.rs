@@ -62,14 +62,8 @@ pub mod id {
     pub const SPECIAL_SPLIT_MESSAGE: u16 = 2001;
 
     /// IDs that 3.9.1 defines but neither sends nor acts on (they are still acknowledged).
-    pub const OBSOLETE: [u16; 6] = [
-        NET_BLSI_FACTOR,
-        CONN_CLIENTS_LIST_NAME,
-        SERVER_FULL,
-        CHANNEL_NAME,
-        PING_MS,
-        DISCONNECTION,
-    ];
+    pub const OBSOLETE: [u16; 6] =
+        [NET_BLSI_FACTOR, CONN_CLIENTS_LIST_NAME, SERVER_FULL, CHANNEL_NAME, PING_MS, DISCONNECTION];
 }
 
 /// True for IDs 1000…1999: connection-less, never acknowledged, counter always 0.
@@ -263,10 +257,7 @@ fn decode_fields(message_id: u16, r: &mut Reader<'_>) -> Result<Message, DecodeE
             M::JitterBufferSize(blocks)
         }
         id::REQ_JITT_BUF_SIZE => M::ReqJitterBufferSize,
-        id::CHANNEL_GAIN => M::ChannelGain {
-            channel: r.u8("channel")?,
-            gain: r.u16("gain")?,
-        },
+        id::CHANNEL_GAIN => M::ChannelGain { channel: r.u8("channel")?, gain: r.u16("gain")? },
         id::REQ_CONN_CLIENTS_LIST => M::ReqConnClientsList,
         id::CHAT_TEXT => M::ChatText(r.str16("text", MAX_CHAT)?),
         id::NETW_TRANSPORT_PROPS => M::TransportProps(TransportProps::read(r)?),
@@ -278,37 +269,26 @@ fn decode_fields(message_id: u16, r: &mut Reader<'_>) -> Result<Message, DecodeE
         id::LICENCE_REQUIRED => M::LicenceRequired(Licence::read(r)?),
         id::REQ_CHANNEL_LEVEL_LIST => M::ReqChannelLevelList(r.u8("enable")?),
         id::VERSION_AND_OS => M::VersionAndOs(VersionAndOs::read(r)?),
-        id::CHANNEL_PAN => M::ChannelPan {
-            channel: r.u8("channel")?,
-            pan: r.u16("pan")?,
-        },
-        id::MUTE_STATE_CHANGED => M::MuteStateChanged {
-            channel: r.u8("channel")?,
-            muted: r.bool("muted")?,
-        },
+        id::CHANNEL_PAN => M::ChannelPan { channel: r.u8("channel")?, pan: r.u16("pan")? },
+        id::MUTE_STATE_CHANGED => M::MuteStateChanged { channel: r.u8("channel")?, muted: r.bool("muted")? },
         id::CLIENT_ID => M::ClientId(r.u8("channel")?),
         id::RECORDER_STATE => M::RecorderState(RecorderState::read(r)?),
         id::REQ_SPLIT_MESS_SUPPORT => M::ReqSplitMessSupport,
         id::SPLIT_MESS_SUPPORTED => M::SplitMessSupported,
-        obsolete if id::OBSOLETE.contains(&obsolete) => M::Obsolete {
-            id: obsolete,
-            data: r.take(r.remaining(), "data")?.to_vec(),
-        },
+        obsolete if id::OBSOLETE.contains(&obsolete) => {
+            M::Obsolete { id: obsolete, data: r.take(r.remaining(), "data")?.to_vec() }
+        }
         id::SPECIAL_SPLIT_MESSAGE => M::Split(SplitPart::read(r)?),
         id::CLM_PING_MS => M::ClmPingMs(r.u32("time")?),
-        id::CLM_PING_MS_WITHNUMCLIENTS => M::ClmPingMsWithNumClients {
-            time: r.u32("time")?,
-            clients: r.u8("clients")?,
-        },
+        id::CLM_PING_MS_WITHNUMCLIENTS => {
+            M::ClmPingMsWithNumClients { time: r.u32("time")?, clients: r.u8("clients")? }
+        }
         id::CLM_SERVER_FULL => M::ClmServerFull,
         id::CLM_REGISTER_SERVER => M::ClmRegisterServer(ServerInfo::read(r)?),
         id::CLM_UNREGISTER_SERVER => M::ClmUnregisterServer,
         id::CLM_SERVER_LIST => M::ClmServerList(ServerListEntry::read_list(r)?),
         id::CLM_REQ_SERVER_LIST => M::ClmReqServerList,
-        id::CLM_SEND_EMPTY_MESSAGE => M::ClmSendEmptyMessage {
-            address: r.ipv4("address")?,
-            port: r.u16("port")?,
-        },
+        id::CLM_SEND_EMPTY_MESSAGE => M::ClmSendEmptyMessage { address: r.ipv4("address")?, port: r.u16("port")? },
         id::CLM_EMPTY_MESSAGE => M::ClmEmptyMessage,
         id::CLM_DISCONNECTION => M::ClmDisconnection,
         id::CLM_VERSION_AND_OS => M::ClmVersionAndOs(VersionAndOs::read(r)?),
@@ -346,9 +326,7 @@ fn encode_fields(message: &Message, w: &mut Writer<'_>) {
             w.str16(text);
         }
         M::TransportProps(props) => props.write(w),
-        M::ConnClientsList(list) | M::ClmConnClientsList(list) => {
-            ClientListEntry::write_list(list, w)
-        }
+        M::ConnClientsList(list) | M::ClmConnClientsList(list) => ClientListEntry::write_list(list, w),
         M::ChannelInfos(profile) => profile.write(w),
         M::LicenceRequired(licence) => {
             w.u8(*licence as u8);

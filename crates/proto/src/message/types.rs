@@ -42,7 +42,8 @@ u8_enum!(
 
 u8_enum!(
     /// A musician's self-declared skill level.
-    SkillLevel { NotSet = 0, Beginner = 1, Intermediate = 2, Expert = 3 }
+    #[derive(Default)]
+    SkillLevel { #[default] NotSet = 0, Beginner = 1, Intermediate = 2, Expert = 3 }
 );
 
 /// Defines a strict u8 enumeration: values outside the list make the message invalid.
@@ -93,12 +94,6 @@ pub struct Profile {
     pub city: String,
 }
 
-impl Default for SkillLevel {
-    fn default() -> Self {
-        SkillLevel::NotSet
-    }
-}
-
 impl Profile {
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Profile {
@@ -111,11 +106,7 @@ impl Profile {
     }
 
     pub(crate) fn write(&self, w: &mut Writer<'_>) {
-        w.u16(self.country)
-            .u32(self.instrument)
-            .u8(self.skill.into())
-            .str16(&self.name)
-            .str16(&self.city);
+        w.u16(self.country).u32(self.instrument).u8(self.skill.into()).str16(&self.name).str16(&self.city);
     }
 }
 
@@ -141,16 +132,7 @@ impl ClientListEntry {
             let _former_ip = r.u32("ip")?;
             let name = r.str16("name", MAX_NAME)?;
             let city = r.str16("city", MAX_CITY)?;
-            list.push(ClientListEntry {
-                channel,
-                profile: Profile {
-                    country,
-                    instrument,
-                    skill,
-                    name,
-                    city,
-                },
-            });
+            list.push(ClientListEntry { channel, profile: Profile { country, instrument, skill, name, city } });
         }
         Ok(list)
     }
@@ -158,11 +140,7 @@ impl ClientListEntry {
     pub(crate) fn write_list(list: &[Self], w: &mut Writer<'_>) {
         for e in list {
             let p = &e.profile;
-            w.u8(e.channel)
-                .u16(p.country)
-                .u32(p.instrument)
-                .u8(p.skill.into())
-                .u32(0);
+            w.u8(e.channel).u16(p.country).u32(p.instrument).u8(p.skill.into()).u32(0);
             w.str16(&p.name).str16(&p.city);
         }
     }
@@ -209,8 +187,7 @@ impl TransportProps {
         }
         let sample_rate = r.u32("sample_rate")?;
         let codec_id = r.u16("codec")?;
-        let codec = AudioCodec::from_wire(codec_id)
-            .ok_or_else(|| r.invalid("codec", u32::from(codec_id)))?;
+        let codec = AudioCodec::from_wire(codec_id).ok_or_else(|| r.invalid("codec", u32::from(codec_id)))?;
         Ok(TransportProps {
             base_frame_size,
             block_factor,
@@ -223,13 +200,8 @@ impl TransportProps {
     }
 
     pub(crate) fn write(&self, w: &mut Writer<'_>) {
-        w.u32(self.base_frame_size)
-            .u16(self.block_factor)
-            .u8(self.channels)
-            .u32(self.sample_rate);
-        w.u16(self.codec.to_wire())
-            .u16(self.flags)
-            .i32(self.codec_arg);
+        w.u32(self.base_frame_size).u16(self.block_factor).u8(self.channels).u32(self.sample_rate);
+        w.u16(self.codec.to_wire()).u16(self.flags).i32(self.codec_arg);
     }
 }
 
@@ -242,10 +214,7 @@ pub struct VersionAndOs {
 
 impl VersionAndOs {
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(VersionAndOs {
-            os: r.u8("os")?.into(),
-            version: r.str16("version", MAX_VERSION)?,
-        })
+        Ok(VersionAndOs { os: r.u8("os")?.into(), version: r.str16("version", MAX_VERSION)? })
     }
 
     pub(crate) fn write(&self, w: &mut Writer<'_>) {
@@ -277,31 +246,15 @@ impl ServerInfo {
         let name = r.str16("name", MAX_SERVER_NAME)?;
         let internal_address = r.str16("internal_address", MAX_INTERNAL_ADDRESS)?;
         if !internal_address.is_empty() && internal_address.parse::<IpAddr>().is_err() {
-            return Err(DecodeError::InvalidAddress {
-                message: "server info",
-                field: "internal_address",
-            });
+            return Err(DecodeError::InvalidAddress { message: "server info", field: "internal_address" });
         }
         let city = r.str16("city", MAX_CITY)?;
-        Ok(ServerInfo {
-            port,
-            country,
-            max_clients,
-            permanent,
-            name,
-            internal_address,
-            city,
-        })
+        Ok(ServerInfo { port, country, max_clients, permanent, name, internal_address, city })
     }
 
     pub(crate) fn write(&self, w: &mut Writer<'_>) {
-        w.u16(self.port)
-            .u16(self.country)
-            .u8(self.max_clients)
-            .bool(self.permanent);
-        w.str16(&self.name)
-            .str16(&self.internal_address)
-            .str16(&self.city);
+        w.u16(self.port).u16(self.country).u8(self.max_clients).bool(self.permanent);
+        w.str16(&self.name).str16(&self.internal_address).str16(&self.city);
     }
 }
 
@@ -330,26 +283,14 @@ impl ServerListEntry {
             let name = r.str16("name", MAX_SERVER_NAME)?;
             let _internal = r.str16("internal_address", MAX_INTERNAL_ADDRESS)?;
             let city = r.str16("city", MAX_CITY)?;
-            list.push(ServerListEntry {
-                address,
-                port,
-                country,
-                max_clients,
-                permanent,
-                name,
-                city,
-            });
+            list.push(ServerListEntry { address, port, country, max_clients, permanent, name, city });
         }
         Ok(list)
     }
 
     pub(crate) fn write_list(list: &[Self], w: &mut Writer<'_>) {
         for e in list {
-            w.ipv4(e.address)
-                .u16(e.port)
-                .u16(e.country)
-                .u8(e.max_clients)
-                .bool(e.permanent);
+            w.ipv4(e.address).u16(e.port).u16(e.country).u8(e.max_clients).bool(e.permanent);
             w.str16(&e.name).str16("").str16(&e.city);
         }
     }
@@ -370,11 +311,7 @@ impl RedServerListEntry {
             let address = r.ipv4("address")?;
             let port = r.u16("port")?;
             let name = r.str8("name", MAX_SERVER_NAME)?;
-            list.push(RedServerListEntry {
-                address,
-                port,
-                name,
-            });
+            list.push(RedServerListEntry { address, port, name });
         }
         Ok(list)
     }

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what the tests need when it is missing (idempotent),
+# then formatting and lint gates, then every Rust test in the workspace, then the interop suites.
+#
+#   ./scripts/test.sh            everything
+#   ./scripts/test.sh --no-lint  skip fmt/clippy (quicker local runs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+lint=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-lint) lint=0 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "test.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- what the tests need -------------------------------------------------------------------------
+# Debian packages: a C compiler for the vendored libopus (crates/opus-sys).
+apt_packages=(gcc make)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  step "installing Debian packages: ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
+fi
+for c in rustfmt clippy; do
+  if ! cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    step "installing the Rust component $c"
+    rustup component add "$c"
+  fi
+done
+
+# --- gates ---------------------------------------------------------------------------------------
+if [ "$lint" -eq 1 ]; then
+  step "cargo fmt --check"
+  cargo fmt --all -- --check
+  step "cargo clippy (warnings are errors)"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+fi
+
+# --- tests ---------------------------------------------------------------------------------------
+step "cargo test --workspace"
+cargo test --workspace --locked
+
+step "smoke test of the binary"
+cargo run --quiet --locked -p tutti -- --version
+cargo run --quiet --locked -p tutti -- inspect crates/proto/tests/fixtures/jamulus-directory.pcap --proto-only | tail -n 1
+
+echo
+echo "all tests passed"
