@@ -1,3 +1,7 @@
 //! Jam state machines (server, client, directory), mixer and jitter buffer: no sockets, time injected.
-//! The server state machine lands with the jam-server issue; this crate is the home it will live in.
+//! The tokio/thread shells in `tutti-net` drive them; tests drive them with bytes and `Instant`s.
 #![forbid(unsafe_code)]
+
+pub mod chat;
+pub mod level;
+pub mod mix;
