@@ -1,7 +1,19 @@
 //! Jam state machines (server, client, directory), mixer and jitter buffer: no sockets, time injected.
-//! The tokio/thread shells in `tutti-net` drive them; tests drive them with bytes and `Instant`s.
+//! The IO shells in `tutti-net` drive them; tests drive them with bytes and `Instant`s.
 #![forbid(unsafe_code)]
 
+mod channel;
 pub mod chat;
+pub mod client;
+pub mod jitter;
 pub mod level;
 pub mod mix;
+mod outbox;
+pub mod server;
+pub mod stats;
+
+pub use channel::MAX_CHANNELS;
+pub use chat::TimeOfDay;
+pub use client::{Client, ClientConfig, ClientEvent};
+pub use server::{ClientSummary, Event, Server, ServerConfig};
+pub use stats::{DropReason, Stats};

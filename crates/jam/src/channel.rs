@@ -1,0 +1,183 @@
+//! One client slot of a server (§5.1): its address, reliable link, profile, this listener's faders for
+//! every other channel, and — once it announced a usable format — its audio stream: jitter buffer,
+//! decoder, encoder and the buffers between the network's frame size and the server's tick.
+//! Everything is sized when the stream starts; the tick itself does not allocate.
+
+use crate::jitter::{JitterBuffer, Pull, DEFAULT_SIZE};
+use crate::level::LevelMeter;
+use crate::mix::{CENTRE_PAN, UNITY_GAIN};
+use std::net::SocketAddr;
+use std::time::Instant;
+use tutti_codec::{Channels, CodecError, Decoder, Encoder, FrameSize, MAX_PACKET_BYTES};
+use tutti_proto::message::Profile;
+use tutti_proto::{AudioFormat, Link};
+
+/// The protocol's channel maximum.
+pub const MAX_CHANNELS: usize = 150;
+
+/// One connected client.
+pub(crate) struct Channel {
+    pub id: u8,
+    pub address: SocketAddr,
+    pub link: Link,
+    /// Set by the first CHANNEL_INFOS ("identified").
+    pub profile: Option<Profile>,
+    pub last_audio: Instant,
+    /// CLM_DISCONNECTION received: freed on the next tick.
+    pub leaving: bool,
+    /// This listener's gain and pan for each source channel.
+    pub gains: Box<[f32; MAX_CHANNELS]>,
+    pub pans: Box<[f32; MAX_CHANNELS]>,
+    pub stream: Option<Stream>,
+    pub jitter: JitterBuffer,
+    /// Jitter buffer size last reported to the client.
+    pub jitter_reported: u16,
+    /// Correctly sized audio packets since identification, up to the fade-in length.
+    pub fade_packets: u32,
+    pub meter: LevelMeter,
+    /// Sequence counter of the datagrams we send (survives format changes).
+    pub out_counter: u8,
+}
+
+impl Channel {
+    pub fn new(id: u8, address: SocketAddr, now: Instant) -> Self {
+        Channel {
+            id,
+            address,
+            link: Link::default(),
+            profile: None,
+            last_audio: now,
+            leaving: false,
+            gains: Box::new([UNITY_GAIN; MAX_CHANNELS]),
+            pans: Box::new([CENTRE_PAN; MAX_CHANNELS]),
+            stream: None,
+            jitter: JitterBuffer::new(1),
+            jitter_reported: DEFAULT_SIZE,
+            fade_packets: 0,
+            meter: LevelMeter::default(),
+            out_counter: 0,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.profile.as_ref().map_or("", |p| p.name.as_str())
+    }
+
+    /// Fade-in factor 0…1: three seconds of audio packets after identification.
+    pub fn fade(&self) -> f32 {
+        match &self.stream {
+            Some(s) if self.profile.is_some() => (self.fade_packets as f32 / s.fade_length as f32).min(1.0),
+            _ => 0.0,
+        }
+    }
+
+    /// Starts (or restarts) the stream for a newly announced format.
+    pub fn start_stream(&mut self, format: AudioFormat, tick: usize) -> Result<(), CodecError> {
+        let stream = Stream::new(format, tick)?;
+        self.jitter.restart(format.coded_bytes);
+        self.stream = Some(stream);
+        Ok(())
+    }
+}
+
+/// A channel's audio in both directions, in its own announced format.
+pub(crate) struct Stream {
+    pub format: AudioFormat,
+    pub channels: usize,
+    frame: usize,
+    decoder: Decoder,
+    encoder: Encoder,
+    /// Decoded input not yet mixed (interleaved), `input_frames` samples per channel.
+    input: Vec<f32>,
+    input_frames: usize,
+    /// Mixed output not yet encoded.
+    output: Vec<f32>,
+    output_frames: usize,
+    /// Coded frames of the datagram being built.
+    packet: Vec<u8>,
+    packet_frames: usize,
+    /// Packets needed for a complete fade-in.
+    pub fade_length: u32,
+}
+
+impl Stream {
+    fn new(format: AudioFormat, tick: usize) -> Result<Self, CodecError> {
+        let frame = FrameSize::from_samples(format.frame_samples())?;
+        let channels = Channels::from_count(usize::from(format.channels))?;
+        if format.coded_bytes > MAX_PACKET_BYTES {
+            return Err(CodecError::PacketTooLong(format.coded_bytes));
+        }
+        let encoder = Encoder::with_coded_bytes(frame, channels, format.coded_bytes)?;
+        let decoder = Decoder::new(frame, channels)?;
+        let n = channels.count();
+        let span = frame.samples() + tick;
+        let fade_length = (if frame == FrameSize::Samples64 { 2250 } else { 1125 }) / format.frames_per_packet as u32;
+        Ok(Stream {
+            format,
+            channels: n,
+            frame: frame.samples(),
+            decoder,
+            encoder,
+            input: vec![0.0; span * n],
+            input_frames: 0,
+            output: vec![0.0; span * n],
+            output_frames: 0,
+            packet: vec![0; format.coded_bytes * format.frames_per_packet],
+            packet_frames: 0,
+            fade_length,
+        })
+    }
+
+    /// Decodes frames from `jitter` until a tick's worth of input is ready, and returns it.
+    pub fn input_for_tick(&mut self, jitter: &mut JitterBuffer, tick: usize) -> &[f32] {
+        while self.input_frames < tick {
+            let at = self.input_frames * self.channels;
+            let out = &mut self.input[at..at + self.frame * self.channels];
+            let decoded = match jitter.pull() {
+                Pull::Frame(coded) => self.decoder.decode_float(Some(coded), out),
+                Pull::Lost => self.decoder.decode_float(None, out),
+                Pull::Filling => {
+                    out.fill(0.0);
+                    Ok(self.frame)
+                }
+            };
+            if decoded.is_err() {
+                out.fill(0.0);
+            }
+            self.input_frames += self.frame;
+        }
+        &self.input[..tick * self.channels]
+    }
+
+    /// Drops the tick's input once every mix has used it.
+    pub fn consume_input(&mut self, tick: usize) {
+        let n = self.channels;
+        self.input.copy_within(tick * n..self.input_frames * n, 0);
+        self.input_frames -= tick;
+    }
+
+    /// Takes one tick of this listener's mix, encodes every complete frame and hands each complete
+    /// datagram to `emit` (two per tick for 64-sample frames on a 128-sample tick).
+    pub fn push_mix(&mut self, mix: &[f32], counter: &mut u8, datagram: &mut Vec<u8>, mut emit: impl FnMut(&[u8])) {
+        let n = self.channels;
+        let at = self.output_frames * n;
+        self.output[at..at + mix.len()].copy_from_slice(mix);
+        self.output_frames += mix.len() / n;
+        while self.output_frames >= self.frame {
+            let coded = self.format.coded_bytes;
+            let slot = &mut self.packet[self.packet_frames * coded..(self.packet_frames + 1) * coded];
+            if self.encoder.encode_float(&self.output[..self.frame * n], slot).is_err() {
+                slot.fill(0);
+            }
+            self.output.copy_within(self.frame * n..self.output_frames * n, 0);
+            self.output_frames -= self.frame;
+            self.packet_frames += 1;
+            if self.packet_frames == self.format.frames_per_packet {
+                self.packet_frames = 0;
+                if self.format.assemble(&self.packet, counter, datagram).is_ok() {
+                    emit(datagram);
+                }
+            }
+        }
+    }
+}

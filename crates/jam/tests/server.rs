@@ -1,0 +1,457 @@
+//! The server state machine driven without sockets or sleeps: a simulated loopback network of one
+//! server and `jam::Client`s, stepping time in 64-sample frame periods (1.333 ms).
+
+use std::f32::consts::TAU;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tutti_jam::{Client, ClientConfig, ClientEvent, DropReason, Event, Server, ServerConfig, TimeOfDay};
+use tutti_proto::message::{id, Profile, RecorderState, SkillLevel};
+use tutti_proto::{AudioCodec, Datagram, Message};
+
+const STEP: Duration = Duration::from_nanos(1_333_333);
+const SERVER: &str = "127.0.0.1:22124";
+
+struct Peer {
+    client: Client,
+    address: SocketAddr,
+    /// Signal generator: sample index → value; None = silence.
+    tone: Option<f32>,
+    amplitude: f32,
+    sent_frames: u64,
+    /// Everything decoded from the server, interleaved in the client's channel count.
+    heard: Vec<f32>,
+    /// Every protocol message the server sent to this peer, in order.
+    messages: Vec<Message>,
+    raw_protocol: Vec<Vec<u8>>,
+    events: Vec<ClientEvent>,
+    audio_datagrams: u64,
+    sending: bool,
+}
+
+struct Net {
+    server: Server,
+    peers: Vec<Peer>,
+    now: Instant,
+    step: u64,
+    server_events: Vec<Event>,
+}
+
+fn server_address() -> SocketAddr {
+    SERVER.parse().unwrap()
+}
+
+fn profile(name: &str) -> Profile {
+    Profile { country: 82, instrument: 4, skill: SkillLevel::Expert, name: name.into(), city: "Berlin".into() }
+}
+
+fn eleven_pm() -> TimeOfDay {
+    TimeOfDay { hour: 23, minute: 31, second: 11 }
+}
+
+impl Net {
+    fn new(config: ServerConfig) -> Self {
+        Net { server: Server::new(config), peers: Vec::new(), now: Instant::now(), step: 0, server_events: Vec::new() }
+    }
+
+    fn add(&mut self, port: u16, config: ClientConfig, tone: Option<f32>) -> usize {
+        let client = Client::new(server_address(), config).unwrap();
+        self.peers.push(Peer {
+            client,
+            address: SocketAddr::from(([127, 0, 0, 1], port)),
+            tone,
+            amplitude: 0.5,
+            sent_frames: 0,
+            heard: Vec::new(),
+            messages: Vec::new(),
+            raw_protocol: Vec::new(),
+            events: Vec::new(),
+            audio_datagrams: 0,
+            sending: true,
+        });
+        self.peers.len() - 1
+    }
+
+    /// Advances by `d`, moving every datagram as soon as it is sent.
+    fn run(&mut self, d: Duration) {
+        let steps = (d.as_nanos() / STEP.as_nanos()) as u64;
+        for _ in 0..steps {
+            self.now += STEP;
+            self.step += 1;
+            for peer in &mut self.peers {
+                let frame = peer.client.format().frame_samples() as u64;
+                if !self.step.is_multiple_of(frame / 64) {
+                    continue;
+                }
+                if peer.sending {
+                    let n = peer.client.frame_len();
+                    let ch = usize::from(peer.client.format().channels);
+                    let pcm: Vec<f32> = (0..n)
+                        .map(|i| {
+                            let t = (peer.sent_frames * frame + (i / ch) as u64) as f32 / 48_000.0;
+                            peer.tone.map_or(0.0, |f| peer.amplitude * (TAU * f * t).sin())
+                        })
+                        .collect();
+                    peer.client.send_audio(self.now, &pcm).unwrap();
+                    peer.sent_frames += 1;
+                }
+                let mut out = vec![0.0; peer.client.frame_len()];
+                peer.client.receive_audio(&mut out).unwrap();
+                peer.heard.extend_from_slice(&out);
+                peer.client.handle_timeout(self.now);
+            }
+            self.exchange();
+            self.server.handle_timeout(self.now);
+            self.exchange();
+            while let Some(e) = self.server.poll_event() {
+                self.server_events.push(e);
+            }
+            for peer in &mut self.peers {
+                while let Some(e) = peer.client.poll_event() {
+                    peer.events.push(e);
+                }
+            }
+        }
+    }
+
+    fn exchange(&mut self) {
+        for _ in 0..8 {
+            let mut moved = false;
+            for peer in &mut self.peers {
+                while let Some(d) = peer.client.poll_transmit() {
+                    if peer.sending || Datagram::classify(&d) != Datagram::Audio(&d) {
+                        self.server.handle_datagram(self.now, peer.address, &d);
+                    }
+                    moved = true;
+                }
+            }
+            while let Some((to, bytes)) = self.server.poll_transmit() {
+                moved = true;
+                let bytes = bytes.to_vec();
+                let Some(peer) = self.peers.iter_mut().find(|p| p.address == to) else { continue };
+                match Datagram::classify(&bytes) {
+                    Datagram::Protocol(f) => {
+                        if f.id != id::ACKN {
+                            if let Ok(m) = Message::decode(f.id, f.data) {
+                                peer.messages.push(m);
+                            }
+                            peer.raw_protocol.push(bytes.clone());
+                        }
+                    }
+                    Datagram::Audio(_) => peer.audio_datagrams += 1,
+                }
+                peer.client.handle_datagram(self.now, server_address(), &bytes);
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn peer(&mut self, i: usize) -> &mut Peer {
+        &mut self.peers[i]
+    }
+}
+
+fn opus64() -> ClientConfig {
+    ClientConfig { codec: AudioCodec::Opus64, ..ClientConfig::default() }
+}
+
+/// RMS of one channel of the last `seconds` of what a peer heard.
+fn rms_tail(peer: &Peer, seconds: f32, channel: usize) -> f32 {
+    let ch = usize::from(peer.client.format().channels);
+    let n = (seconds * 48_000.0) as usize * ch;
+    let tail = &peer.heard[peer.heard.len().saturating_sub(n)..];
+    let samples: Vec<f32> = tail.iter().skip(channel).step_by(ch).copied().collect();
+    (samples.iter().map(|s| s * s).sum::<f32>() / samples.len().max(1) as f32).sqrt()
+}
+
+#[test]
+fn connect_sequence_is_the_one_a_real_server_sends() {
+    let mut net = Net::new(ServerConfig { welcome_message: Some("Hi <b>all</b>".into()), ..ServerConfig::default() });
+    let a = net.add(22300, ClientConfig { profile: profile("Alice"), ..opus64() }, None);
+    net.run(Duration::from_millis(50));
+    let got = &net.peer(a).messages;
+    let expected = [
+        Message::ClientId(0),
+        Message::ConnClientsList(vec![]),
+        Message::ReqSplitMessSupport,
+        Message::ReqTransportProps,
+        Message::ReqJitterBufferSize,
+        Message::ReqChannelInfos,
+        Message::ChatText("<b>Server Welcome Message:</b> Hi <b>all</b>".into()),
+        Message::VersionAndOs(tutti_proto::message::VersionAndOs {
+            os: tutti_proto::message::OsType::Linux,
+            version: "3.9.1".into(),
+        }),
+        Message::RecorderState(RecorderState::NotInitialised),
+    ];
+    assert_eq!(&got[..expected.len()], &expected, "{got:#?}");
+    assert!(got.contains(&Message::JitterBufferSize(6)), "auto jitter buffer report");
+    assert!(got
+        .iter()
+        .any(|m| matches!(m, Message::ConnClientsList(l) if l.len() == 1 && l[0].profile.name == "Alice")));
+    assert!(net.peer(a).events.contains(&ClientEvent::Connected { channel: 0 }));
+    assert!(net.peer(a).audio_datagrams > 0, "audio flows once the profile is known");
+    assert_eq!(net.server_events[0], Event::ClientConnected { channel: 0, address: net.peers[a].address });
+}
+
+#[test]
+fn audio_rate_matches_the_clients_format() {
+    let mut net = Net::new(ServerConfig::default());
+    let a = net.add(22300, ClientConfig { profile: profile("A"), ..opus64() }, None);
+    let b = net.add(22400, ClientConfig { profile: profile("B"), ..ClientConfig::default() }, None);
+    net.run(Duration::from_secs(1));
+    let (a0, b0) = (net.peer(a).audio_datagrams, net.peer(b).audio_datagrams);
+    net.run(Duration::from_secs(2));
+    let per_second = |n: u64, m: u64| (m - n) as f64 / 2.0;
+    assert!((per_second(a0, net.peer(a).audio_datagrams) - 750.0).abs() < 5.0, "OPUS64: 750 datagrams/s");
+    assert!((per_second(b0, net.peer(b).audio_datagrams) - 375.0).abs() < 5.0, "OPUS: 375 datagrams/s");
+    assert_eq!(net.server.stats().dropped(DropReason::AudioWrongSize), 0);
+}
+
+#[test]
+fn personal_mix_follows_this_listeners_gain_pan_and_mute_only() {
+    let mut net = Net::new(ServerConfig::default());
+    let a = net.add(22300, ClientConfig { profile: profile("Tone"), ..opus64() }, Some(1000.0));
+    let b = net.add(22400, ClientConfig { profile: profile("Stereo"), channels: 2, ..ClientConfig::default() }, None);
+    let c = net.add(22500, ClientConfig { profile: profile("Mono"), ..ClientConfig::default() }, None);
+    net.run(Duration::from_millis(4500)); // fade-in is 3 s
+    let (bl, br, cl) = (rms_tail(net.peer(b), 0.5, 0), rms_tail(net.peer(b), 0.5, 1), rms_tail(net.peer(c), 0.5, 0));
+    let a_self = rms_tail(net.peer(a), 0.5, 0);
+    let full = 0.5 / 2f32.sqrt();
+    for level in [bl, br, cl, a_self] {
+        assert!((level / full - 1.0).abs() < 0.2, "tone at full level everywhere: {bl} {br} {cl} {a_self}");
+    }
+
+    // B mutes A: only B's mix changes, and A is told who muted it.
+    let a_channel = net.peer(a).client.channel().unwrap();
+    let b_channel = net.peer(b).client.channel().unwrap();
+    let now = net.now;
+    net.peer(b).client.set_gain(now, a_channel, 0.0);
+    net.run(Duration::from_millis(500));
+    assert!(rms_tail(net.peer(b), 0.3, 0) < 0.01 && rms_tail(net.peer(b), 0.3, 1) < 0.01, "muted in B's mix");
+    assert!((rms_tail(net.peer(c), 0.3, 0) / full - 1.0).abs() < 0.2, "C still hears A");
+    assert!((rms_tail(net.peer(a), 0.3, 0) / full - 1.0).abs() < 0.2, "A still hears itself");
+    assert!(net.peer(a).events.contains(&ClientEvent::MutedBy { channel: b_channel, muted: true }));
+
+    // B unmutes at half gain and pans A hard left.
+    let now = net.now;
+    net.peer(b).client.set_gain(now, a_channel, 0.5);
+    net.peer(b).client.set_pan(now, a_channel, 0.0);
+    net.run(Duration::from_millis(500));
+    let (bl, br) = (rms_tail(net.peer(b), 0.3, 0), rms_tail(net.peer(b), 0.3, 1));
+    assert!((bl / (full * 0.5) - 1.0).abs() < 0.2, "half gain on the left: {bl}");
+    assert!(br < 0.01, "nothing on the right: {br}");
+    assert!(net.peer(a).events.contains(&ClientEvent::MutedBy { channel: b_channel, muted: false }));
+    assert!((rms_tail(net.peer(c), 0.3, 0) / full - 1.0).abs() < 0.2, "C unaffected");
+}
+
+#[test]
+fn own_signal_can_be_removed_and_loud_mixes_clip() {
+    let mut net = Net::new(ServerConfig::default());
+    let a = net.add(22300, ClientConfig { profile: profile("A"), ..opus64() }, Some(440.0));
+    let b = net.add(22400, ClientConfig { profile: profile("B"), ..opus64() }, Some(440.0));
+    net.peer(a).amplitude = 0.9;
+    net.peer(b).amplitude = 0.9;
+    net.run(Duration::from_millis(4000));
+    let heard = &net.peers[b].heard;
+    let peak = heard[heard.len() - 24_000..].iter().fold(0f32, |m, s| m.max(s.abs()));
+    assert!(peak > 0.95 && peak < 1.1, "two in-phase 0.9 tones clip at full scale: {peak}");
+    let own = net.peer(a).client.channel().unwrap();
+    let now = net.now;
+    net.peer(a).client.set_gain(now, own, 0.0);
+    net.run(Duration::from_millis(500));
+    let level = rms_tail(net.peer(a), 0.3, 0);
+    assert!((level / (0.9 / 2f32.sqrt()) - 1.0).abs() < 0.2, "only B left: {level}");
+}
+
+#[test]
+fn chat_is_escaped_stamped_and_sent_to_everybody() {
+    let mut net = Net::new(ServerConfig { time_of_day: eleven_pm, ..ServerConfig::default() });
+    let a = net.add(22300, ClientConfig { profile: profile("Eve"), ..opus64() }, None);
+    let b = net.add(22400, ClientConfig { profile: profile("Bob"), ..opus64() }, None);
+    net.run(Duration::from_millis(100));
+    let now = net.now;
+    net.peer(a).client.send_chat(now, "<script>alert(1)</script><a href=\"http://x\">x</a>");
+    net.run(Duration::from_millis(50));
+    let line = "<font color=\"mediumblue\">(11:31:11 PM) <b>Eve</b></font> \
+                &lt;script&gt;alert(1)&lt;/script&gt;&lt;a href=&quot;http://x&quot;&gt;x&lt;/a&gt;";
+    for p in [a, b] {
+        assert!(net.peer(p).events.contains(&ClientEvent::Chat(line.into())), "{:?}", net.peer(p).events);
+    }
+}
+
+#[test]
+fn client_list_carries_profiles_but_never_addresses() {
+    let mut net = Net::new(ServerConfig::default());
+    let a = net.add(22300, ClientConfig { profile: profile("Alice"), ..opus64() }, None);
+    let b = net.add(22400, ClientConfig { profile: profile("Bob"), ..opus64() }, None);
+    net.run(Duration::from_millis(100));
+    let lists: Vec<_> =
+        net.peer(a).raw_protocol.iter().filter(|d| d[2] == id::CONN_CLIENTS_LIST as u8).cloned().collect();
+    assert!(!lists.is_empty());
+    for datagram in lists {
+        // Walk the entries: channel u8, country u16, instrument u32, skill u8, former IP u32, two str16.
+        let data = &datagram[7..datagram.len() - 2];
+        let mut at = 0;
+        while at < data.len() {
+            assert_eq!(&data[at + 8..at + 12], &[0, 0, 0, 0], "IP field must be zero");
+            let name = usize::from(u16::from_le_bytes([data[at + 12], data[at + 13]]));
+            let city_at = at + 14 + name;
+            let city = usize::from(u16::from_le_bytes([data[city_at], data[city_at + 1]]));
+            at = city_at + 2 + city;
+        }
+    }
+    let last = net.peer(b).events.iter().rev().find_map(|e| match e {
+        ClientEvent::ClientList(l) => Some(l.clone()),
+        _ => None,
+    });
+    let names: Vec<_> = last.unwrap().iter().map(|e| e.profile.name.clone()).collect();
+    assert_eq!(names, ["Alice", "Bob"]);
+
+    // Sending the same profile again triggers nothing; a changed one is broadcast.
+    let before = net.peer(b).events.len();
+    let now = net.now;
+    net.peer(a).client.set_profile(now, profile("Alice"));
+    net.run(Duration::from_millis(20));
+    assert_eq!(net.peer(b).events.len(), before);
+    let now = net.now;
+    net.peer(a).client.set_profile(now, profile("Alicia"));
+    net.run(Duration::from_millis(20));
+    assert!(matches!(net.peer(b).events.last(), Some(ClientEvent::ClientList(l)) if l[0].profile.name == "Alicia"));
+}
+
+#[test]
+fn server_full_answers_clm_server_full_and_creates_no_channel() {
+    let mut net = Net::new(ServerConfig { max_channels: 1, ..ServerConfig::default() });
+    let a = net.add(22300, ClientConfig { profile: profile("A"), ..opus64() }, None);
+    let b = net.add(22400, ClientConfig { profile: profile("B"), ..opus64() }, None);
+    net.run(Duration::from_millis(100));
+    assert!(net.peer(b).messages.contains(&Message::ClmServerFull));
+    assert!(net.peer(b).client.channel().is_none());
+    assert_eq!(net.peer(a).client.channel(), Some(0));
+    assert_eq!(net.server.connected_clients(), 1);
+    assert!(net.server.stats().dropped(DropReason::ServerFull) > 0);
+}
+
+#[test]
+fn silent_clients_time_out_and_goodbyes_free_the_channel_at_once() {
+    let mut net = Net::new(ServerConfig::default());
+    let a = net.add(22300, ClientConfig { profile: profile("A"), ..opus64() }, None);
+    let b = net.add(22400, ClientConfig { profile: profile("B"), ..opus64() }, None);
+    let c = net.add(22500, ClientConfig { profile: profile("C"), ..opus64() }, None);
+    net.run(Duration::from_millis(200));
+    assert_eq!(net.server.connected_clients(), 3);
+
+    net.peer(a).client.disconnect();
+    net.run(Duration::from_millis(10));
+    assert_eq!(net.server.connected_clients(), 2, "CLM_DISCONNECTION frees the channel on the next tick");
+
+    net.peer(b).sending = false;
+    net.run(Duration::from_secs(29));
+    assert_eq!(net.server.connected_clients(), 2, "protocol traffic alone does not time out yet");
+    net.run(Duration::from_millis(1200));
+    assert_eq!(net.server.connected_clients(), 1, "30 s without audio");
+    assert!(net
+        .server_events
+        .iter()
+        .any(|e| matches!(e, Event::ClientDisconnected { channel: 1, timed_out: true, .. })));
+    let last = net.peer(c).events.iter().rev().find_map(|e| match e {
+        ClientEvent::ClientList(l) => Some(l.clone()),
+        _ => None,
+    });
+    assert_eq!(last.unwrap().iter().map(|e| e.profile.name.as_str()).collect::<Vec<_>>(), ["C"]);
+
+    net.peer(c).client.disconnect();
+    net.run(Duration::from_millis(10));
+    assert_eq!(net.server.connected_clients(), 0);
+    assert!(net.server_events.contains(&Event::Idle));
+    assert_eq!(net.server.poll_timeout(), None, "the tick stops when idle");
+}
+
+#[test]
+fn connection_less_requests_are_answered_without_a_channel_within_a_budget() {
+    let mut server = Server::new(ServerConfig::default());
+    let now = Instant::now();
+    let prober: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let ask = |server: &mut Server, m: Message| {
+        server.handle_datagram(now, prober, &m.to_datagram(0));
+        let replies: Vec<Message> = std::iter::from_fn(|| server.poll_transmit().map(|(_, b)| b.to_vec()))
+            .map(|b| match Datagram::classify(&b) {
+                Datagram::Protocol(f) => Message::decode(f.id, f.data).unwrap(),
+                Datagram::Audio(_) => panic!("audio to a prober"),
+            })
+            .collect();
+        replies
+    };
+    assert_eq!(ask(&mut server, Message::ClmPingMs(1234)), [Message::ClmPingMs(1234)]);
+    assert_eq!(
+        ask(&mut server, Message::ClmPingMsWithNumClients { time: 7, clients: 0 }),
+        [Message::ClmPingMsWithNumClients { time: 7, clients: 0 }]
+    );
+    assert!(
+        matches!(&ask(&mut server, Message::ClmReqVersionAndOs)[..], [Message::ClmVersionAndOs(v)] if v.version == "3.9.1")
+    );
+    assert_eq!(ask(&mut server, Message::ClmReqConnClientsList), [Message::ClmConnClientsList(vec![])]);
+    assert_eq!(server.connected_clients(), 0);
+    // A connection message from an unknown address is dropped silently.
+    assert!(ask(&mut server, Message::ChatText("hi".into())).is_empty());
+    assert_eq!(server.stats().dropped(DropReason::UnknownSource), 1);
+    // Past the budget (20 replies a second per source IP) requests go unanswered.
+    let answered: usize = (0..100).map(|_| ask(&mut server, Message::ClmPingMs(1)).len()).sum();
+    assert_eq!(answered, 16);
+    assert!(server.stats().dropped(DropReason::RateLimited) > 0);
+}
+
+#[test]
+fn garbage_from_many_ports_does_not_disturb_connected_clients() {
+    let mut net = Net::new(ServerConfig::default());
+    let a = net.add(22300, ClientConfig { profile: profile("A"), ..opus64() }, Some(1000.0));
+    let b = net.add(22400, ClientConfig { profile: profile("B"), ..opus64() }, None);
+    net.run(Duration::from_secs(4));
+    let before = (net.peer(a).audio_datagrams, net.peer(b).audio_datagrams);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rnd = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let real = Message::ChatText("spoof".into()).to_datagram(0);
+    for round in 0..750 {
+        for k in 0..40 {
+            let port = 30_000 + (rnd() % 500) as u16;
+            let from = SocketAddr::from(([127, 0, 0, 2], port));
+            let len = (rnd() % 400) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
+            match k % 5 {
+                0 => bytes = real.clone(),                              // connection message, unknown source
+                1 if !bytes.is_empty() => bytes[0..2.min(len)].fill(0), // frame-like prefix
+                2 => bytes.truncate(23),                                // plausible audio size
+                3 => {
+                    // a known client's address sending garbage of the wrong size
+                    net.server.handle_datagram(net.now, net.peers[a].address, &bytes[..len.min(7)]);
+                    continue;
+                }
+                _ => {}
+            }
+            net.server.handle_datagram(net.now, from, &bytes);
+        }
+        if round % 2 == 0 {
+            net.run(STEP);
+        }
+    }
+    net.run(Duration::from_secs(1));
+    let stats = net.server.stats();
+    assert!(stats.dropped_total() > 10_000, "{stats:?}");
+    for reason in [DropReason::UnknownSource, DropReason::NotAudio, DropReason::AudioWrongSize] {
+        assert!(stats.dropped(reason) > 0, "{reason:?} counted");
+    }
+    // The two musicians kept their full rate (750 datagrams/s) and B still hears A's tone.
+    let seconds = 375.0 * STEP.as_secs_f64() + 1.0;
+    for (p, start) in [(a, before.0), (b, before.1)] {
+        let rate = (net.peer(p).audio_datagrams - start) as f64 / seconds;
+        assert!(rate > 740.0, "peer {p} rate {rate}");
+    }
+    assert!(rms_tail(net.peer(b), 0.5, 0) > 0.3);
+}
