@@ -19,8 +19,9 @@ done
 step() { printf '\n==> %s\n' "$*"; }
 
 # --- what the tests need -------------------------------------------------------------------------
-# Debian packages: a C compiler for the vendored libopus (crates/opus-sys).
-apt_packages=(gcc make)
+# Debian packages: a C compiler for the vendored libopus (crates/opus-sys); the real Jamulus 3.9.1
+# (client and server) and JACK with its dummy driver for the interop tests.
+apt_packages=(gcc make jamulus jackd2)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -54,6 +55,7 @@ cargo test --workspace --locked
 step "smoke test of the binary"
 cargo run --quiet --locked -p tutti -- --version
 cargo run --quiet --locked -p tutti -- inspect crates/proto/tests/fixtures/jamulus-directory.pcap --proto-only | tail -n 1
+cargo run --quiet --locked -p tutti -- server --help > /dev/null
 
 echo
 echo "all tests passed"

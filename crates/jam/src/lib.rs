@@ -5,6 +5,7 @@
 mod channel;
 pub mod chat;
 pub mod client;
+pub mod country;
 pub mod jitter;
 pub mod level;
 pub mod mix;

@@ -1,3 +1,12 @@
-//! Tokio UDP shells that drive the `tutti-jam` state machines, and their metrics.
-//! Sockets live here and nowhere else; protocol logic does not.
+//! IO shells that drive the `tutti-jam` state machines over real UDP sockets, and the clocks they
+//! read. Sockets and wall-clock time live here and nowhere else; protocol logic does not.
 #![forbid(unsafe_code)]
+
+pub mod client;
+pub mod clock;
+pub mod connection_log;
+pub mod server;
+mod socket;
+
+pub use client::{AudioSink, AudioSource, Command, RunningClient};
+pub use server::{RunningServer, ServerOptions};

@@ -2,6 +2,7 @@
 //! Errors a person reads go to stderr as one sentence with what to do, and the exit code is non-zero.
 
 mod inspect;
+mod server;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -16,13 +17,25 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a jam server that Jamulus 3.9.1 clients connect to (UDP 22124 by default).
+    Server(server::Args),
     /// Decode a capture (classic pcap) of Jamulus traffic and print every datagram as a typed message.
     Inspect(inspect::Args),
 }
 
+/// Diagnostics on stderr, filtered by `RUST_LOG` (default: warnings and tutti's own info lines).
+/// They never carry chat text or client addresses; the connection log (`--log`) is separate.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tutti_net=info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     let result = match cli.command {
+        Command::Server(args) => server::run(&args),
         Command::Inspect(args) => inspect::run(&args),
     };
     match result {

@@ -1,0 +1,182 @@
+//! The UDP shell of the jam server: one thread that owns the socket, sleeps precisely until the
+//! state machine's next deadline (the 2.67 ms / 1.33 ms audio tick), drains every datagram that
+//! arrived meanwhile, runs the tick and sends what it produced. While no client is connected it
+//! blocks on the socket instead, so an idle server uses no CPU.
+//!
+//! A thread rather than an async task: tokio's timer has millisecond resolution, coarser than the
+//! tick; `thread::sleep` (nanosleep) is precise to tens of microseconds.
+
+use crate::connection_log::ConnectionLog;
+use crate::socket::bind_udp;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+use tutti_jam::{Event, Server, ServerConfig, Stats};
+use tutti_proto::frame::MAX_DATAGRAM;
+
+/// How often an idle server looks at its stop flag.
+const IDLE_WAIT: Duration = Duration::from_millis(200);
+
+/// Everything needed to run a server on a socket.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub bind: SocketAddr,
+    pub config: ServerConfig,
+    /// Connection log file (`--log`); none by default.
+    pub log_file: Option<PathBuf>,
+    /// IP TOS byte (`--qos`, Jamulus default 128).
+    pub qos: u8,
+    /// Send CLM_DISCONNECTION to every client on quit (`--discononquit`).
+    pub disconnect_on_quit: bool,
+}
+
+impl ServerOptions {
+    pub fn new(bind: SocketAddr, config: ServerConfig) -> Self {
+        ServerOptions { bind, config, log_file: None, qos: 128, disconnect_on_quit: false }
+    }
+}
+
+/// A server running on its own thread.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<io::Result<Stats>>,
+}
+
+impl RunningServer {
+    /// Binds the socket (errors surface here, with what to do) and starts serving.
+    pub fn start(options: ServerOptions) -> io::Result<Self> {
+        let socket = bind_udp(options.bind, options.qos)?;
+        let local_addr = socket.local_addr()?;
+        let log =
+            match &options.log_file {
+                Some(path) => Some(ConnectionLog::open(path).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot open the log file {}: {e}", path.display()))
+                })?),
+                None => None,
+            };
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("jam-server-{}", local_addr.port()))
+            .spawn(move || serve(socket, Server::new(options.config), flag, log, options.disconnect_on_quit))?;
+        info!(%local_addr, "jam server listening");
+        Ok(RunningServer { local_addr, stop, thread })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The flag that stops the server when set (for signal handlers).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Asks the server to stop and waits for it; returns its traffic counters.
+    pub fn stop(self) -> io::Result<Stats> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.wait()
+    }
+
+    /// Waits until the server stops (its stop flag was set, or the socket failed).
+    pub fn wait(self) -> io::Result<Stats> {
+        self.thread.join().map_err(|_| io::Error::other("the server thread panicked"))?
+    }
+}
+
+fn serve(
+    socket: UdpSocket,
+    mut server: Server,
+    stop: Arc<AtomicBool>,
+    mut log: Option<ConnectionLog>,
+    disconnect_on_quit: bool,
+) -> io::Result<Stats> {
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let mut nonblocking = false;
+    socket.set_read_timeout(Some(IDLE_WAIT))?;
+    while !stop.load(Ordering::Relaxed) {
+        match server.poll_timeout() {
+            None => {
+                if nonblocking {
+                    socket.set_nonblocking(false)?;
+                    nonblocking = false;
+                }
+                if let Some((n, from)) = receive(&socket, &mut buf)? {
+                    server.handle_datagram(Instant::now(), from, &buf[..n]);
+                }
+            }
+            Some(deadline) => {
+                if !nonblocking {
+                    socket.set_nonblocking(true)?;
+                    nonblocking = true;
+                }
+                let now = Instant::now();
+                if deadline > now {
+                    std::thread::sleep(deadline - now);
+                }
+            }
+        }
+        if nonblocking {
+            while let Some((n, from)) = receive(&socket, &mut buf)? {
+                server.handle_datagram(Instant::now(), from, &buf[..n]);
+            }
+        }
+        server.handle_timeout(Instant::now());
+        transmit(&socket, &mut server);
+        report(&mut server, &mut log);
+    }
+    if disconnect_on_quit {
+        server.disconnect_all();
+        transmit(&socket, &mut server);
+    }
+    info!("jam server stopped");
+    Ok(server.stats().clone())
+}
+
+/// One datagram, or `None` when nothing is waiting (or the wait timed out).
+fn receive(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAddr)>> {
+    match socket.recv_from(buf) {
+        Ok(received) => Ok(Some(received)),
+        Err(e) => match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted => Ok(None),
+            // An ICMP "port unreachable" for something we sent earlier: not our socket's fault.
+            io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset => Ok(None),
+            _ => Err(e),
+        },
+    }
+}
+
+fn transmit(socket: &UdpSocket, server: &mut Server) {
+    while let Some((to, bytes)) = server.poll_transmit() {
+        // A full send buffer or an unreachable peer loses this datagram only; audio moves on.
+        let _ = socket.send_to(bytes, to);
+    }
+}
+
+fn report(server: &mut Server, log: &mut Option<ConnectionLog>) {
+    while let Some(event) = server.poll_event() {
+        let written = match event {
+            Event::ClientConnected { channel, address } => {
+                info!(channel, clients = server.connected_clients(), "client connected");
+                log.as_mut().map(|l| l.connected(address, server.connected_clients()))
+            }
+            Event::ClientDisconnected { channel, timed_out, .. } => {
+                info!(channel, timed_out, "client left");
+                None
+            }
+            Event::Idle => {
+                info!("server idle");
+                log.as_mut().map(ConnectionLog::idle)
+            }
+        };
+        if let Some(Err(e)) = written {
+            warn!("cannot write the connection log: {e}");
+        }
+    }
+}

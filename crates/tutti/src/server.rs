@@ -1,0 +1,351 @@
+//! `tutti server`: the jam server's command line and TOML file, merged into one typed configuration
+//! (flags win over the file, the file over the defaults), then run until SIGINT/SIGTERM.
+//! Flag names and meanings are Jamulus 3.9.1's, so existing launch scripts keep working.
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use tutti_jam::{ServerConfig, MAX_CHANNELS};
+use tutti_net::{RunningServer, ServerOptions};
+
+/// The default jam server port (as Jamulus).
+pub const DEFAULT_PORT: u16 = 22124;
+
+/// Command-line flags of `tutti server`. Every value flag can also be set in the `[server]` table of
+/// the `--config` file, under its long name.
+#[derive(Debug, Default, clap::Args)]
+pub struct Args {
+    /// TOML configuration file with a [server] table (keys = long flag names); flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// UDP port to listen on [default: 22124].
+    #[arg(short = 'p', long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Local address to bind [default: all addresses].
+    #[arg(long, value_name = "IP")]
+    pub serverbindip: Option<IpAddr>,
+    /// Maximum number of clients, 1…150 [default: 10].
+    #[arg(short = 'u', long, value_name = "N")]
+    pub numchannels: Option<usize>,
+    /// Chat message for every new client: the text itself, or a file holding it. HTML allowed.
+    #[arg(short = 'w', long, value_name = "TEXT|FILE")]
+    pub welcomemessage: Option<String>,
+    /// Server name, city and country ("name;city;country", country as ISO code or Qt number).
+    #[arg(short = 'o', long, value_name = "NAME;CITY;COUNTRY")]
+    pub serverinfo: Option<String>,
+    /// Ask clients to accept a Creative Commons licence before they play.
+    #[arg(short = 'L', long)]
+    pub licence: bool,
+    /// 64-sample mixing ticks (lower latency, twice the packet rate) instead of 128.
+    #[arg(short = 'F', long)]
+    pub fastupdate: bool,
+    /// Append a connection log (time, client IP, client count) to FILE. Off by default.
+    #[arg(short = 'l', long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Send a disconnect to every client when the server quits.
+    #[arg(short = 'd', long)]
+    pub discononquit: bool,
+    /// IP TOS byte of outgoing packets, 0…255 (0 = leave the system default) [default: 128].
+    #[arg(short = 'Q', long, value_name = "TOS")]
+    pub qos: Option<u8>,
+    /// Mix on several cores (accepted; the mixer is fast enough single-threaded at up to 150 clients).
+    #[arg(short = 'T', long)]
+    pub multithreading: bool,
+    /// Register with this directory (Jamulus `-e`). Not available in this version.
+    #[arg(short = 'e', long, alias = "centralserver", value_name = "HOST[:PORT]")]
+    pub directoryserver: Option<String>,
+    /// Public IPv4 address to register with the directory. Not available in this version.
+    #[arg(long, value_name = "IP")]
+    pub serverpublicip: Option<Ipv4Addr>,
+    /// Record every client to this directory. Not available in this version.
+    #[arg(short = 'R', long, value_name = "DIR")]
+    pub recording: Option<PathBuf>,
+    /// Start with recording disabled.
+    #[arg(long)]
+    pub norecord: bool,
+    /// JSON-RPC TCP port. Not available in this version.
+    #[arg(long, value_name = "PORT")]
+    pub jsonrpcport: Option<u16>,
+    /// JSON-RPC secret file. Not available in this version.
+    #[arg(long, value_name = "FILE")]
+    pub jsonrpcsecretfile: Option<PathBuf>,
+    /// Accepted for Jamulus compatibility (tutti is always headless).
+    #[arg(short = 'n', long, hide = true)]
+    pub nogui: bool,
+    /// Accepted for Jamulus compatibility (`tutti server` is always a server).
+    #[arg(short = 's', long = "server", hide = true)]
+    pub server_mode: bool,
+}
+
+/// The `[server]` table of the configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileServer {
+    port: Option<u16>,
+    serverbindip: Option<IpAddr>,
+    numchannels: Option<usize>,
+    welcomemessage: Option<String>,
+    serverinfo: Option<String>,
+    licence: Option<bool>,
+    fastupdate: Option<bool>,
+    log: Option<PathBuf>,
+    discononquit: Option<bool>,
+    qos: Option<u8>,
+    multithreading: Option<bool>,
+    directoryserver: Option<String>,
+    serverpublicip: Option<Ipv4Addr>,
+    recording: Option<PathBuf>,
+    norecord: Option<bool>,
+    jsonrpcport: Option<u16>,
+    jsonrpcsecretfile: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    server: Option<FileServer>,
+}
+
+/// Server name, city and country as `--serverinfo` gives them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServerInfo {
+    pub name: String,
+    pub city: String,
+    pub country: u16,
+}
+
+/// Everything `tutti server` runs with, after merging flags, file and defaults.
+#[derive(Debug)]
+pub struct Settings {
+    pub options: ServerOptions,
+    pub info: ServerInfo,
+}
+
+impl Args {
+    /// Merges the flags over the configuration file over the defaults, and checks every value.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileServer::default(),
+        };
+        let flag = |f: bool, file: Option<bool>| f || file.unwrap_or(false);
+        let directory = self.directoryserver.clone().or(file.directoryserver);
+        let recording = self.recording.clone().or(file.recording);
+        let jsonrpc = self.jsonrpcport.or(file.jsonrpcport).is_some() || self.jsonrpcsecretfile.is_some();
+        if let Some(d) = directory {
+            bail!("--directoryserver {d}: registering with a directory is not available in this version of tutti");
+        }
+        if self.serverpublicip.or(file.serverpublicip).is_some() {
+            bail!("--serverpublicip only makes sense with --directoryserver, which this version does not offer");
+        }
+        if let Some(dir) = recording {
+            bail!("--recording {}: recording is not available in this version of tutti", dir.display());
+        }
+        if jsonrpc || file.jsonrpcsecretfile.is_some() {
+            bail!("--jsonrpcport/--jsonrpcsecretfile: JSON-RPC is not available in this version of tutti");
+        }
+        let channels = self.numchannels.or(file.numchannels).unwrap_or(10);
+        if !(1..=MAX_CHANNELS).contains(&channels) {
+            bail!("--numchannels {channels}: a server has 1 to {MAX_CHANNELS} channels");
+        }
+        let welcome = match self.welcomemessage.clone().or(file.welcomemessage) {
+            Some(w) => Some(welcome_text(&w)?),
+            None => None,
+        };
+        let info = match self.serverinfo.clone().or(file.serverinfo) {
+            Some(s) => parse_server_info(&s)?,
+            None => ServerInfo::default(),
+        };
+        let ip = self.serverbindip.or(file.serverbindip).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let port = self.port.or(file.port).unwrap_or(DEFAULT_PORT);
+        let config = ServerConfig {
+            max_channels: channels,
+            welcome_message: welcome,
+            licence_required: flag(self.licence, file.licence),
+            fast_update: flag(self.fastupdate, file.fastupdate),
+            time_of_day: tutti_net::clock::local_time_of_day,
+            ..ServerConfig::default()
+        };
+        let _ = flag(self.multithreading, file.multithreading) || flag(self.norecord, file.norecord);
+        let mut options = ServerOptions::new(SocketAddr::new(ip, port), config);
+        options.log_file = self.log.clone().or(file.log);
+        options.qos = self.qos.or(file.qos).unwrap_or(128);
+        options.disconnect_on_quit = flag(self.discononquit, file.discononquit);
+        Ok(Settings { options, info })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileServer> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+    let file: File =
+        toml::from_str(&text).with_context(|| format!("{} is not a valid tutti configuration", path.display()))?;
+    Ok(file.server.unwrap_or_default())
+}
+
+/// `--welcomemessage`: the contents of the file it names, if it names one, else the text itself.
+fn welcome_text(arg: &str) -> anyhow::Result<String> {
+    let path = Path::new(arg);
+    if path.is_file() {
+        return std::fs::read_to_string(path).with_context(|| format!("cannot read the welcome message file {arg}"));
+    }
+    Ok(arg.to_string())
+}
+
+/// `name;city;country` with country as a Qt 5 number or an ISO 3166 code; name and city cut to 20.
+pub fn parse_server_info(text: &str) -> anyhow::Result<ServerInfo> {
+    let mut parts = text.split(';');
+    let name = parts.next().unwrap_or("").trim();
+    let city = parts.next().unwrap_or("").trim();
+    let country = match parts.next().map(str::trim) {
+        None | Some("") => 0,
+        Some(c) => tutti_jam::country::parse(c).with_context(|| {
+            format!("--serverinfo: unknown country {c:?} (use a two-letter ISO code like DE or a Qt country number)")
+        })?,
+    };
+    if parts.next().is_some() {
+        bail!("--serverinfo takes \"name;city;country\", not more fields: {text:?}");
+    }
+    Ok(ServerInfo {
+        name: tutti_proto::truncate_utf16(name, 20).to_string(),
+        city: tutti_proto::truncate_utf16(city, 20).to_string(),
+        country,
+    })
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    let server = RunningServer::start(settings.options).context("cannot start the jam server")?;
+    if !settings.info.name.is_empty() {
+        eprintln!(
+            "tutti: server \"{}\" ({}, country {})",
+            settings.info.name, settings.info.city, settings.info.country
+        );
+    }
+    let stop = server.stop_flag();
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone()).context("cannot install the signal handler")?;
+    }
+    eprintln!("tutti: jam server listening on UDP {} (Ctrl-C to stop)", server.local_addr());
+    let stats = server.wait().context("the jam server failed")?;
+    debug_assert!(stop.load(Ordering::Relaxed));
+    eprintln!(
+        "tutti: jam server stopped after {} datagrams in, {} out, {} dropped",
+        stats.datagrams_in,
+        stats.datagrams_out,
+        stats.dropped_total()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn settings(argv: &[&str]) -> anyhow::Result<Settings> {
+        let cli = Cli::try_parse_from(std::iter::once("server").chain(argv.iter().copied()))?;
+        cli.args.settings()
+    }
+
+    fn config_file(text: &str) -> tempfile_path::TempPath {
+        tempfile_path::TempPath::with(text)
+    }
+
+    /// A file in the temp dir, removed on drop.
+    mod tempfile_path {
+        pub struct TempPath(pub std::path::PathBuf);
+        impl TempPath {
+            pub fn with(text: &str) -> Self {
+                use std::sync::atomic::{AtomicU32, Ordering};
+                static N: AtomicU32 = AtomicU32::new(0);
+                let n = N.fetch_add(1, Ordering::Relaxed);
+                let path = std::env::temp_dir().join(format!("tutti-config-{}-{n}.toml", std::process::id()));
+                std::fs::write(&path, text).unwrap();
+                TempPath(path)
+            }
+            pub fn arg(&self) -> &str {
+                self.0.to_str().unwrap()
+            }
+        }
+        impl Drop for TempPath {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_are_jamulus_defaults_and_private() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.options.bind, "0.0.0.0:22124".parse().unwrap());
+        assert_eq!(s.options.config.max_channels, 10);
+        assert_eq!(s.options.qos, 128);
+        assert!(s.options.log_file.is_none(), "no log file unless asked");
+        assert!(s.options.config.welcome_message.is_none());
+        assert!(!s.options.config.fast_update && !s.options.config.licence_required);
+    }
+
+    #[test]
+    fn short_and_long_jamulus_flags() {
+        let s =
+            settings(&["-p", "22200", "-u", "150", "-F", "-L", "-d", "-Q", "0", "-T", "-n", "-s", "-w", "hi"]).unwrap();
+        assert_eq!(s.options.bind.port(), 22200);
+        assert_eq!(s.options.config.max_channels, 150);
+        assert!(s.options.config.fast_update && s.options.config.licence_required && s.options.disconnect_on_quit);
+        assert_eq!(s.options.qos, 0);
+        assert_eq!(s.options.config.welcome_message.as_deref(), Some("hi"));
+        assert_eq!(settings(&["-o", "Jam;Town;de"]).unwrap().info.country, 82, "ISO codes work too");
+        let s =
+            settings(&["--serverbindip", "127.0.0.1", "--log", "/tmp/x.log", "--serverinfo", "Jam;Town;82"]).unwrap();
+        assert_eq!(s.options.bind, "127.0.0.1:22124".parse().unwrap());
+        assert_eq!(s.options.log_file.as_deref(), Some(Path::new("/tmp/x.log")));
+        assert_eq!(s.info, ServerInfo { name: "Jam".into(), city: "Town".into(), country: 82 });
+    }
+
+    #[test]
+    fn file_sets_everything_and_flags_win() {
+        let f = config_file(
+            "[server]\nport = 23000\nnumchannels = 20\nwelcomemessage = \"from file\"\nfastupdate = true\n",
+        );
+        let s = settings(&["--config", f.arg()]).unwrap();
+        assert_eq!((s.options.bind.port(), s.options.config.max_channels), (23000, 20));
+        assert!(s.options.config.fast_update);
+        assert_eq!(s.options.config.welcome_message.as_deref(), Some("from file"));
+        let s = settings(&["--config", f.arg(), "-p", "23001", "-w", "from flag"]).unwrap();
+        assert_eq!(s.options.bind.port(), 23001);
+        assert_eq!(s.options.config.welcome_message.as_deref(), Some("from flag"));
+    }
+
+    #[test]
+    fn clear_errors_for_bad_input() {
+        let unknown = config_file("[server]\nprot = 1\n");
+        let e = format!("{:#}", settings(&["--config", unknown.arg()]).unwrap_err());
+        assert!(e.contains("is not a valid tutti configuration") && e.contains("prot"), "{e}");
+        let e = format!("{:#}", settings(&["--config", "/nonexistent/tutti.toml"]).unwrap_err());
+        assert!(e.contains("cannot read the configuration file"), "{e}");
+        assert!(settings(&["-u", "0"]).unwrap_err().to_string().contains("1 to 150"));
+        assert!(settings(&["--serverinfo", "a;b;c;d"]).is_err());
+        assert!(settings(&["--serverinfo", "a;b;999"]).unwrap_err().to_string().contains("unknown country"));
+        assert!(settings(&["--bogus"]).is_err());
+        for flags in [&["-R", "/tmp/rec"][..], &["-e", "localhost"], &["--jsonrpcport", "8765"]] {
+            assert!(settings(flags).unwrap_err().to_string().contains("not available"), "{flags:?}");
+        }
+    }
+
+    #[test]
+    fn welcome_message_from_a_file() {
+        let f = config_file("Hello <b>from a file</b>");
+        let s = settings(&["-w", f.arg()]).unwrap();
+        assert_eq!(s.options.config.welcome_message.as_deref(), Some("Hello <b>from a file</b>"));
+    }
+}
