@@ -20,8 +20,8 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # --- what the tests need -------------------------------------------------------------------------
 # Debian packages: a C compiler for the vendored libopus (crates/opus-sys); the real Jamulus 3.9.1
-# (client and server) and JACK with its dummy driver for the interop tests.
-apt_packages=(gcc make jamulus jackd2)
+# (client and server) and JACK with its dummy driver for the interop tests; strace for the privacy tests.
+apt_packages=(gcc make jamulus jackd2 strace)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -455,3 +455,43 @@ fn garbage_from_many_ports_does_not_disturb_connected_clients() {
     }
     assert!(rms_tail(net.peer(b), 0.5, 0) > 0.3);
 }
+
+#[test]
+fn every_client_format_gets_its_mix_in_its_own_format() {
+    use tutti_proto::{AudioFormat, Quality};
+    let mut net = Net::new(ServerConfig::default());
+    let formats = [
+        (AudioCodec::Opus64, 1, Quality::Low, 1),
+        (AudioCodec::Opus64, 2, Quality::High, 1),
+        (AudioCodec::Opus64, 1, Quality::Normal, 2),
+        (AudioCodec::Opus, 1, Quality::Low, 2),
+        (AudioCodec::Opus, 2, Quality::Normal, 1),
+        (AudioCodec::Opus, 2, Quality::High, 4),
+    ];
+    let mut peers = Vec::new();
+    for (k, &(codec, channels, quality, frames_per_packet)) in formats.iter().enumerate() {
+        let config = ClientConfig {
+            profile: profile(&format!("P{k}")),
+            codec,
+            channels,
+            quality,
+            frames_per_packet,
+            ..ClientConfig::default()
+        };
+        peers.push(net.add(23000 + k as u16 * 10, config, Some(300.0 + 100.0 * k as f32)));
+    }
+    net.run(Duration::from_millis(4500));
+    for (k, &p) in peers.iter().enumerate() {
+        let (codec, channels, quality, frames) = formats[k];
+        let expected = AudioFormat::new(codec, channels, quality, frames, true).unwrap().packet_len();
+        let rate = 48_000.0 / (codec.frame_samples().unwrap() * frames) as f64;
+        let got = net.peer(p).audio_datagrams as f64 / 4.5;
+        assert!((got / rate - 1.0).abs() < 0.1, "format {k}: {got} datagrams/s, expected {rate}");
+        assert!(net.peer(p).client.format().with_counter, "counters negotiated for format {k}");
+        assert_eq!(net.peer(p).client.format().packet_len(), expected);
+        // Everybody hears the sum of six tones at full level.
+        assert!(rms_tail(net.peer(p), 0.5, 0) > 0.5, "format {k} hears the others");
+    }
+    assert_eq!(net.server.stats().dropped(DropReason::UnsupportedFormat), 0);
+    assert!(net.server.stats().dropped(DropReason::AudioWrongSize) < 50, "only the switch to counters");
+}

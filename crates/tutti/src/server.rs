@@ -227,7 +227,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let stop = server.stop_flag();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone()).context("cannot install the signal handler")?;
+        // The first signal stops cleanly; a second one while stopping exits at once.
+        signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())
+            .and_then(|_| signal_hook::flag::register(signal, stop.clone()))
+            .context("cannot install the signal handler")?;
     }
     eprintln!("tutti: jam server listening on UDP {} (Ctrl-C to stop)", server.local_addr());
     let stats = server.wait().context("the jam server failed")?;
