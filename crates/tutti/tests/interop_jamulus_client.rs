@@ -8,13 +8,12 @@ mod tutti_process;
 
 use serde_json::{json, Value};
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 use support::{free_udp_port, require_jamulus, ClientOptions, JamulusClient};
-use tutti_jam::{ClientConfig, ClientEvent};
-use tutti_net::{Command, RunningClient};
-use tutti_process::Tutti;
-use tutti_proto::message::Profile;
+use tutti_jam::ClientEvent;
+use tutti_net::Command;
+use tutti_process::{listening_client, Tutti};
 use tutti_proto::{Datagram, Message};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -102,26 +101,6 @@ fn real_clients_see_profiles_welcome_and_escaped_chat() {
     assert_eq!(server.stop(), Some(0), "clean exit on SIGTERM:\n{}", server.log());
 }
 
-/// A recording tutti client: its decoded mix, interleaved.
-fn harness_client(server: SocketAddr, name: &str, channels: u8) -> (RunningClient, Arc<Mutex<Vec<f32>>>) {
-    let heard = Arc::new(Mutex::new(Vec::new()));
-    let sink = heard.clone();
-    let config = ClientConfig {
-        profile: Profile { name: name.into(), ..Profile::default() },
-        channels,
-        ..ClientConfig::default()
-    };
-    let client = RunningClient::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        server,
-        config,
-        Box::new(|pcm: &mut [f32]| pcm.fill(0.0)),
-        Box::new(move |pcm: &[f32]| sink.lock().unwrap().extend_from_slice(pcm)),
-    )
-    .unwrap();
-    (client, heard)
-}
-
 /// Peak of one channel over the last `seconds` of a recording.
 fn peak(heard: &Mutex<Vec<f32>>, channels: usize, channel: usize, seconds: f32) -> f32 {
     let h = heard.lock().unwrap();
@@ -135,8 +114,8 @@ fn real_clients_click_follows_each_listeners_own_gain_pan_and_mute() {
     let (mut server, address) = start_server(&[]);
     let metro = real_client(address, "Metro", "Loop", 1, Some(120));
     metro.rpc().wait_notification("jamulusclient/connected", WAIT, |_| true).expect("real client connected");
-    let (b, b_heard) = harness_client(address, "Stereo", 2);
-    let (c, c_heard) = harness_client(address, "Mono", 1);
+    let (b, b_heard) = listening_client(address, "Stereo", 2);
+    let (c, c_heard) = listening_client(address, "Mono", 1);
     let mut metro_channel = None;
     while metro_channel.is_none() {
         match b.next_event(WAIT).expect("client list for the harness") {

@@ -7,9 +7,8 @@ mod tutti_process;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tutti_jam::{ClientConfig, ClientEvent};
-use tutti_net::{Command as ClientCommand, RunningClient};
-use tutti_proto::message::Profile;
+use tutti_jam::ClientEvent;
+use tutti_net::Command as ClientCommand;
 
 fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -69,18 +68,7 @@ fn default_server_writes_nothing_and_talks_only_to_its_client() {
     std::thread::sleep(Duration::from_millis(500));
 
     let server = SocketAddr::from(([127, 0, 0, 1], port));
-    let config = ClientConfig {
-        profile: Profile { name: "Private Pat".into(), ..Profile::default() },
-        ..ClientConfig::default()
-    };
-    let client = RunningClient::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        server,
-        config,
-        Box::new(|pcm: &mut [f32]| pcm.fill(0.0)),
-        Box::new(|_: &[f32]| {}),
-    )
-    .unwrap();
+    let (client, _heard) = tutti_process::listening_client(server, "Private Pat", 1);
     let client_address = client.local_addr();
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut chat_seen = false;

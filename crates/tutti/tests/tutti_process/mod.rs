@@ -1,9 +1,12 @@
-//! Starts the `tutti` binary under test as a child process and stops it by PID (SIGTERM, then
-//! SIGKILL after 5 s), also when the test panics.
+//! tutti's side of the integration tests: starts the `tutti` binary under test as a child process
+//! and stops it by PID (SIGTERM, then SIGKILL after 5 s, also when the test panics), and runs
+//! tutti's own client as a silent listener that records the mix it hears.
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub struct Tutti {
@@ -74,4 +77,25 @@ fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A silent tutti client named `name` with `channels` channels, recording its decoded mix (interleaved).
+pub fn listening_client(
+    server: SocketAddr,
+    name: &str,
+    channels: u8,
+) -> (tutti_net::RunningClient, Arc<Mutex<Vec<f32>>>) {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let sink = heard.clone();
+    let profile = tutti_proto::message::Profile { name: name.into(), ..Default::default() };
+    let config = tutti_jam::ClientConfig { profile, channels, ..Default::default() };
+    let client = tutti_net::RunningClient::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        server,
+        config,
+        Box::new(|pcm: &mut [f32]| pcm.fill(0.0)),
+        Box::new(move |pcm: &[f32]| sink.lock().unwrap().extend_from_slice(pcm)),
+    )
+    .expect("start tutti's client");
+    (client, heard)
 }
