@@ -68,6 +68,17 @@ pub enum ClientEvent {
     Disconnected,
 }
 
+/// Counters of the server's audio as this client received it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reception {
+    /// Audio datagrams from the server.
+    pub audio_packets: u64,
+    /// Frames that were not there when their turn came (concealed).
+    pub lost_frames: u64,
+    /// Frames that arrived after their turn (dropped).
+    pub late_frames: u64,
+}
+
 /// A Jamulus-protocol client talking to one server.
 pub struct Client {
     server: SocketAddr,
@@ -81,6 +92,7 @@ pub struct Client {
     channel: Option<u8>,
     /// First non-protocol datagram from the server seen ("new connection" on the client side).
     audio_started: bool,
+    audio_packets_in: u64,
     last_server_audio: Option<Instant>,
     connected: bool,
     out_counter: u8,
@@ -108,6 +120,7 @@ impl Client {
             jitter: JitterBuffer::new(format.coded_bytes),
             channel: None,
             audio_started: false,
+            audio_packets_in: 0,
             last_server_audio: None,
             connected: true,
             out_counter: 0,
@@ -150,14 +163,35 @@ impl Client {
         if !self.connected {
             return Ok(());
         }
+        let coded = self.format.coded_bytes;
+        let slot = &mut self.packet[self.packet_frames * coded..(self.packet_frames + 1) * coded];
+        self.encoder.encode_float(pcm, slot)?;
+        self.frame_ready(now);
+        Ok(())
+    }
+
+    /// Sends one frame that is already encoded in our format (`format().coded_bytes` long), e.g. one
+    /// encode shared by many emulated clients of a load generator.
+    pub fn send_coded(&mut self, now: Instant, coded: &[u8]) -> Result<(), CodecError> {
+        let len = self.format.coded_bytes;
+        if coded.len() != len {
+            return Err(CodecError::PacketBufferLength { expected: len, actual: coded.len() });
+        }
+        if !self.connected {
+            return Ok(());
+        }
+        self.packet[self.packet_frames * len..(self.packet_frames + 1) * len].copy_from_slice(coded);
+        self.frame_ready(now);
+        Ok(())
+    }
+
+    /// One more coded frame is in `packet`: sends the datagram once it holds all its frames.
+    fn frame_ready(&mut self, now: Instant) {
         if !self.props_sent {
             // Our transport properties follow the first audio datagram, which creates the channel.
             self.props_sent = true;
             self.queue(now, &Message::TransportProps(self.format.to_props()));
         }
-        let coded = self.format.coded_bytes;
-        let slot = &mut self.packet[self.packet_frames * coded..(self.packet_frames + 1) * coded];
-        self.encoder.encode_float(pcm, slot)?;
         self.packet_frames += 1;
         if self.packet_frames == self.format.frames_per_packet {
             self.packet_frames = 0;
@@ -171,7 +205,6 @@ impl Client {
                 }
             }
         }
-        Ok(())
     }
 
     /// Decodes the next frame of the server's mix into `pcm` (concealed or silent when missing).
@@ -185,6 +218,17 @@ impl Client {
             }
         };
         Ok(())
+    }
+
+    /// Takes the next frame of the server's mix out of the jitter buffer without decoding it (a load
+    /// generator's listener): true if it was there in time, false if it was missing or late.
+    pub fn skip_audio(&mut self) -> bool {
+        matches!(self.jitter.pull(), Pull::Frame(_) | Pull::Filling)
+    }
+
+    /// What arrived from the server so far.
+    pub fn reception(&self) -> Reception {
+        Reception { audio_packets: self.audio_packets_in, lost_frames: self.jitter.lost, late_frames: self.jitter.late }
     }
 
     /// Takes a datagram from `from` (anything not from our server is ignored).
@@ -210,6 +254,7 @@ impl Client {
 
     fn handle_audio(&mut self, now: Instant, bytes: &[u8]) {
         self.last_server_audio = Some(now);
+        self.audio_packets_in += 1;
         if !self.audio_started {
             self.audio_started = true;
             // A 3.9.1 client's burst on its first server audio.

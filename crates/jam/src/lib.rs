@@ -15,6 +15,6 @@ pub mod stats;
 
 pub use channel::MAX_CHANNELS;
 pub use chat::TimeOfDay;
-pub use client::{Client, ClientConfig, ClientEvent};
+pub use client::{Client, ClientConfig, ClientEvent, Reception};
 pub use server::{ClientSummary, Event, Server, ServerConfig};
 pub use stats::{DropReason, Stats};

@@ -5,8 +5,12 @@
 pub mod client;
 pub mod clock;
 pub mod connection_log;
+pub mod loadgen;
+pub mod process;
 pub mod server;
 mod socket;
 
 pub use client::{AudioSink, AudioSource, Command, RunningClient};
+pub use loadgen::{run_load, ClientReport, LoadOptions, LoadReport};
+pub use process::ProcessSample;
 pub use server::{RunningServer, ServerOptions};

@@ -1,7 +1,9 @@
 //! The one `tutti` binary: parses the command line and hands each subcommand to its module.
 //! Errors a person reads go to stderr as one sentence with what to do, and the exit code is non-zero.
 
+mod audio_args;
 mod inspect;
+mod loadgen;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +21,8 @@ struct Cli {
 enum Command {
     /// Run a jam server that Jamulus 3.9.1 clients connect to (UDP 22124 by default).
     Server(server::Args),
+    /// Emulate many jam clients against a server and report what they received and what it cost.
+    Loadgen(loadgen::Args),
     /// Decode a capture (classic pcap) of Jamulus traffic and print every datagram as a typed message.
     Inspect(inspect::Args),
 }
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Server(args) => server::run(&args),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Loadgen(args) => loadgen::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,302 @@
+//! The load generator: many emulated Jamulus clients in one thread, each with its own UDP socket, the
+//! real handshake (the `tutti-jam` client state machine) and real OPUS frames with sequence counters.
+//! One encode per frame period is shared by all emulated clients, and the server's mixes are taken out
+//! of each client's jitter buffer without decoding, so that one core drives hundreds of clients.
+//!
+//! It measures what the benchmark needs: per client the packets sent and received and the frames that
+//! were missing when a real client would have played them; its own CPU; and, when given the server's
+//! PID, the server's CPU and memory over the same measurement window.
+
+use crate::process::ProcessSample;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tutti_codec::{Channels, Encoder, FrameSize};
+use tutti_jam::{Client, ClientConfig, ClientEvent, Reception, MAX_CHANNELS};
+use tutti_proto::audio::SAMPLE_RATE;
+use tutti_proto::frame::MAX_DATAGRAM;
+
+/// What to emulate and for how long.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub server: SocketAddr,
+    pub clients: usize,
+    /// Client sockets bind to this address (port chosen by the system).
+    pub bind_ip: IpAddr,
+    /// Audio format and profile (name gets a number appended per client).
+    pub config: ClientConfig,
+    /// Every listener sets its own gain for every channel, so that no two mixes are alike.
+    pub distinct_gains: bool,
+    /// Time to connect everybody and let jitter buffers settle before measuring.
+    pub warmup: Duration,
+    /// The measurement window.
+    pub duration: Duration,
+    /// The server's process, whose CPU and memory are sampled over the window (Linux `/proc`).
+    pub server_pid: Option<u32>,
+}
+
+/// One emulated client's view of the measurement window.
+#[derive(Debug, Clone, Default)]
+pub struct ClientReport {
+    pub channel: Option<u8>,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    /// Frames a real client would have concealed (missing when their turn came).
+    pub frames_missing: u64,
+    /// Frames that arrived after their turn.
+    pub frames_late: u64,
+}
+
+/// The whole run.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    pub window: Duration,
+    /// Datagrams per second one client sends (and should receive).
+    pub packet_rate: f64,
+    pub clients: Vec<ClientReport>,
+    /// The load generator's own CPU over the window.
+    pub own_cpu: Duration,
+    /// Frame periods in which the load generator itself fell behind by more than one period.
+    pub own_late_periods: u64,
+    pub periods: u64,
+    /// The server's CPU over the window and its peak resident memory, when its PID was given.
+    pub server_cpu: Option<Duration>,
+    pub server_rss_kib: Option<u64>,
+}
+
+impl LoadReport {
+    /// Clients that received their mix at full rate: at least 99 % of the packets, and at most 0.5 %
+    /// of the frames missing at play-out (what a Jamulus user hears as clean audio).
+    pub fn clients_at_full_rate(&self) -> usize {
+        let expected = self.packet_rate * self.window.as_secs_f64();
+        self.clients
+            .iter()
+            .filter(|c| {
+                let frames = c.packets_received.max(1) as f64;
+                c.packets_received as f64 >= 0.99 * expected && (c.frames_missing as f64) <= 0.005 * frames
+            })
+            .count()
+    }
+
+    /// Server CPU per client-second, in milliseconds.
+    pub fn server_ms_per_client_second(&self) -> Option<f64> {
+        let cpu = self.server_cpu?;
+        Some(cpu.as_secs_f64() * 1e3 / (self.clients.len() as f64 * self.window.as_secs_f64()))
+    }
+}
+
+struct Emulated {
+    socket: UdpSocket,
+    client: Client,
+    /// Channels whose gain this listener has set (distinct-gains mode).
+    gains_set: [bool; MAX_CHANNELS],
+    index: usize,
+    at_start: (u64, Reception),
+    sent: u64,
+}
+
+/// Runs the load until the window ends or `stop` is set; errors only if sockets cannot be opened.
+pub fn run_load(options: &LoadOptions, stop: &AtomicBool) -> io::Result<LoadReport> {
+    let format = Client::new(options.server, options.config.clone())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
+        .format();
+    let frame = FrameSize::from_samples(format.frame_samples()).map_err(io::Error::other)?;
+    let channels = Channels::from_count(usize::from(format.channels)).map_err(io::Error::other)?;
+    let mut encoder = Encoder::with_coded_bytes(frame, channels, format.coded_bytes).map_err(io::Error::other)?;
+    let mut clients = Vec::with_capacity(options.clients);
+    for index in 0..options.clients {
+        let socket = UdpSocket::bind(SocketAddr::new(options.bind_ip, 0)).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot open UDP socket {} of the load generator: {e}", index + 1))
+        })?;
+        socket.set_nonblocking(true)?;
+        let mut config = options.config.clone();
+        config.profile.name = format!("{}{}", config.profile.name, index + 1);
+        let client = Client::new(options.server, config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        clients.push(Emulated {
+            socket,
+            client,
+            gains_set: [false; MAX_CHANNELS],
+            index,
+            at_start: (0, Reception::default()),
+            sent: 0,
+        });
+    }
+
+    let period = Duration::from_nanos(format.frame_samples() as u64 * 1_000_000_000 / u64::from(SAMPLE_RATE));
+    let frames_per_packet = format.frames_per_packet as f64;
+    let mut tone = Tone::new(440.0, usize::from(format.channels), format.frame_samples());
+    let mut coded = vec![0u8; format.coded_bytes];
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+
+    let start = Instant::now();
+    let window_start = start + options.warmup;
+    let window_end = window_start + options.duration;
+    let mut measuring = false;
+    let mut own_at_start = ProcessSample::default();
+    let mut server_at_start = None;
+    let mut server_rss = 0u64;
+    let mut own_late_periods = 0;
+    let mut periods = 0;
+    let mut next = start;
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now < next {
+            std::thread::sleep(next - now);
+        }
+        let now = Instant::now();
+        if now >= window_end {
+            break;
+        }
+        if !measuring && now >= window_start {
+            measuring = true;
+            own_at_start = ProcessSample::of_self()?;
+            server_at_start = options.server_pid.map(ProcessSample::of).transpose()?;
+            for c in &mut clients {
+                c.at_start = (c.sent, c.client.reception());
+            }
+        }
+        if measuring {
+            periods += 1;
+            if now.duration_since(next) > period {
+                own_late_periods += 1;
+            }
+            if periods % 375 == 0 {
+                if let Some(pid) = options.server_pid {
+                    server_rss = server_rss.max(ProcessSample::of(pid)?.rss_kib);
+                }
+            }
+        }
+        next += period;
+        if now.duration_since(next) > 20 * period {
+            next = now + period;
+        }
+
+        encoder.encode_float(tone.next_frame(), &mut coded).map_err(io::Error::other)?;
+        for c in &mut clients {
+            c.exchange(now, &coded, &mut buf, options.distinct_gains);
+        }
+    }
+    let own_cpu = ProcessSample::of_self()?.cpu.saturating_sub(own_at_start.cpu);
+    let server_cpu = match (options.server_pid, server_at_start) {
+        (Some(pid), Some(at_start)) => {
+            let end = ProcessSample::of(pid)?;
+            server_rss = server_rss.max(end.rss_kib);
+            Some(end.cpu.saturating_sub(at_start.cpu))
+        }
+        _ => None,
+    };
+    let window = if measuring { Instant::now().duration_since(window_start) } else { Duration::ZERO };
+    let reports = clients
+        .iter_mut()
+        .map(|c| {
+            let now = c.client.reception();
+            let (sent, at) = c.at_start;
+            let report = ClientReport {
+                channel: c.client.channel(),
+                packets_sent: c.sent - sent,
+                packets_received: now.audio_packets - at.audio_packets,
+                frames_missing: now.lost_frames - at.lost_frames,
+                frames_late: now.late_frames - at.late_frames,
+            };
+            c.client.disconnect();
+            c.flush();
+            report
+        })
+        .collect();
+    Ok(LoadReport {
+        window,
+        packet_rate: 1.0 / (period.as_secs_f64() * frames_per_packet),
+        clients: reports,
+        own_cpu,
+        own_late_periods,
+        periods,
+        server_cpu,
+        server_rss_kib: options.server_pid.map(|_| server_rss),
+    })
+}
+
+impl Emulated {
+    /// One frame period: take what arrived, send our frame and whatever the protocol wants to send,
+    /// and play out one frame of the server's mix.
+    fn exchange(&mut self, now: Instant, coded: &[u8], buf: &mut [u8], distinct_gains: bool) {
+        loop {
+            match self.socket.recv_from(buf) {
+                Ok((n, from)) => self.client.handle_datagram(now, from, &buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // ICMP errors (server not up yet) and interruptions: try again next period.
+                Err(_) => break,
+            }
+        }
+        while let Some(event) = self.client.poll_event() {
+            if let (ClientEvent::ClientList(list), true) = (event, distinct_gains) {
+                for entry in list {
+                    let channel = usize::from(entry.channel);
+                    if channel < MAX_CHANNELS && !std::mem::replace(&mut self.gains_set[channel], true) {
+                        let gain = distinct_gain(self.index, channel);
+                        self.client.set_gain(now, entry.channel, gain);
+                    }
+                }
+            }
+        }
+        if self.client.send_coded(now, coded).is_ok() {
+            self.sent += 1;
+        }
+        self.client.handle_timeout(now);
+        self.flush();
+        self.client.skip_audio();
+    }
+
+    fn flush(&mut self) {
+        let server = self.client.server();
+        while let Some(datagram) = self.client.poll_transmit() {
+            let _ = self.socket.send_to(&datagram, server);
+        }
+    }
+}
+
+/// A gain in 0.5…1.0 that differs between listeners for the same channel and between channels.
+fn distinct_gain(listener: usize, channel: usize) -> f32 {
+    let h = (listener * 7919 + channel * 104_729 + 13) % 1009;
+    0.5 + 0.5 * h as f32 / 1009.0
+}
+
+/// A sine at a quarter of full scale, frame by frame.
+struct Tone {
+    phase: f32,
+    step: f32,
+    channels: usize,
+    frame: Vec<f32>,
+}
+
+impl Tone {
+    fn new(hz: f32, channels: usize, samples: usize) -> Self {
+        Tone {
+            phase: 0.0,
+            step: hz / SAMPLE_RATE as f32 * std::f32::consts::TAU,
+            channels,
+            frame: vec![0.0; samples * channels],
+        }
+    }
+
+    fn next_frame(&mut self) -> &[f32] {
+        for samples in self.frame.chunks_exact_mut(self.channels) {
+            samples.fill(0.25 * self.phase.sin());
+            self.phase = (self.phase + self.step) % std::f32::consts::TAU;
+        }
+        &self.frame
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::distinct_gain;
+
+    #[test]
+    fn gains_differ_between_listeners() {
+        let a: Vec<f32> = (0..150).map(|c| distinct_gain(1, c)).collect();
+        let b: Vec<f32> = (0..150).map(|c| distinct_gain(2, c)).collect();
+        assert!(a.iter().zip(&b).all(|(x, y)| x != y));
+        assert!(a.iter().all(|g| (0.5..=1.0).contains(g)));
+    }
+}
