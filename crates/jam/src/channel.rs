@@ -1,6 +1,7 @@
 //! One client slot of a server (§5.1): its address, reliable link, profile, this listener's faders for
 //! every other channel, and — once it announced a usable format — its audio stream: jitter buffer,
-//! decoder, encoder and the buffers between the network's frame size and the server's tick.
+//! decoder, the buffer between the network's frame size and the server's tick, and the datagram its
+//! personal mix's coded frames are packed into (the mix and its encoder live in `personal_mix.rs`).
 //! Everything is sized when the stream starts; the tick itself does not allocate.
 
 use crate::jitter::{JitterBuffer, Pull, DEFAULT_SIZE};
@@ -8,7 +9,7 @@ use crate::level::LevelMeter;
 use crate::mix::{CENTRE_PAN, UNITY_GAIN};
 use std::net::SocketAddr;
 use std::time::Instant;
-use tutti_codec::{Channels, CodecError, Decoder, Encoder, FrameSize, MAX_PACKET_BYTES};
+use tutti_codec::{Channels, CodecError, Decoder, FrameSize, MAX_PACKET_BYTES};
 use tutti_proto::message::Profile;
 use tutti_proto::{AudioFormat, Link};
 
@@ -37,6 +38,8 @@ pub(crate) struct Channel {
     pub meter: LevelMeter,
     /// Sequence counter of the datagrams we send (survives format changes).
     pub out_counter: u8,
+    /// The shared mix this listener heard last tick.
+    pub mix: Option<usize>,
 }
 
 impl Channel {
@@ -56,6 +59,7 @@ impl Channel {
             fade_packets: 0,
             meter: LevelMeter::default(),
             out_counter: 0,
+            mix: None,
         }
     }
 
@@ -71,6 +75,21 @@ impl Channel {
         }
     }
 
+    /// Decodes this channel's input for one tick into `out` (`tick` frames, interleaved); `meter` asks
+    /// for its level too.
+    pub fn decode_tick(&mut self, tick: usize, out: &mut [f32], meter: bool) -> Source {
+        let fade = self.fade();
+        let Some(stream) = self.stream.as_mut() else {
+            return Source { level: meter.then_some(0), ..Source::default() };
+        };
+        let n = stream.channels;
+        let input = stream.input_for_tick(&mut self.jitter, tick);
+        out[..tick * n].copy_from_slice(input);
+        let level = meter.then(|| self.meter.update(input));
+        stream.consume_input(tick);
+        Source { channels: n as u8, fade, level }
+    }
+
     /// Starts (or restarts) the stream for a newly announced format.
     pub fn start_stream(&mut self, format: AudioFormat, tick: usize) -> Result<(), CodecError> {
         let stream = Stream::new(format, tick)?;
@@ -80,19 +99,26 @@ impl Channel {
     }
 }
 
+/// What one channel contributes to a tick.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Source {
+    /// Audio channels of its input (0: none this tick).
+    pub channels: u8,
+    /// Its fade-in factor.
+    pub fade: f32,
+    /// Its level, on ticks that report levels.
+    pub level: Option<u8>,
+}
+
 /// A channel's audio in both directions, in its own announced format.
 pub(crate) struct Stream {
     pub format: AudioFormat,
     pub channels: usize,
     frame: usize,
     decoder: Decoder,
-    encoder: Encoder,
     /// Decoded input not yet mixed (interleaved), `input_frames` samples per channel.
     input: Vec<f32>,
     input_frames: usize,
-    /// Mixed output not yet encoded.
-    output: Vec<f32>,
-    output_frames: usize,
     /// Coded frames of the datagram being built.
     packet: Vec<u8>,
     packet_frames: usize,
@@ -107,7 +133,6 @@ impl Stream {
         if format.coded_bytes > MAX_PACKET_BYTES {
             return Err(CodecError::PacketTooLong(format.coded_bytes));
         }
-        let encoder = Encoder::with_coded_bytes(frame, channels, format.coded_bytes)?;
         let decoder = Decoder::new(frame, channels)?;
         let n = channels.count();
         let span = frame.samples() + tick;
@@ -117,11 +142,8 @@ impl Stream {
             channels: n,
             frame: frame.samples(),
             decoder,
-            encoder,
             input: vec![0.0; span * n],
             input_frames: 0,
-            output: vec![0.0; span * n],
-            output_frames: 0,
             packet: vec![0; format.coded_bytes * format.frames_per_packet],
             packet_frames: 0,
             fade_length,
@@ -156,27 +178,16 @@ impl Stream {
         self.input_frames -= tick;
     }
 
-    /// Takes one tick of this listener's mix, encodes every complete frame and hands each complete
-    /// datagram to `emit` (two per tick for 64-sample frames on a 128-sample tick).
-    pub fn push_mix(&mut self, mix: &[f32], counter: &mut u8, datagram: &mut Vec<u8>, mut emit: impl FnMut(&[u8])) {
-        let n = self.channels;
-        let at = self.output_frames * n;
-        self.output[at..at + mix.len()].copy_from_slice(mix);
-        self.output_frames += mix.len() / n;
-        while self.output_frames >= self.frame {
-            let coded = self.format.coded_bytes;
-            let slot = &mut self.packet[self.packet_frames * coded..(self.packet_frames + 1) * coded];
-            if self.encoder.encode_float(&self.output[..self.frame * n], slot).is_err() {
-                slot.fill(0);
-            }
-            self.output.copy_within(self.frame * n..self.output_frames * n, 0);
-            self.output_frames -= self.frame;
-            self.packet_frames += 1;
-            if self.packet_frames == self.format.frames_per_packet {
-                self.packet_frames = 0;
-                if self.format.assemble(&self.packet, counter, datagram).is_ok() {
-                    emit(datagram);
-                }
+    /// Packs one coded frame of this listener's mix into the datagram being built and hands the
+    /// datagram to `emit` once it holds all its frames.
+    pub fn push_coded(&mut self, coded: &[u8], counter: &mut u8, datagram: &mut Vec<u8>, emit: impl FnOnce(&[u8])) {
+        let len = self.format.coded_bytes;
+        self.packet[self.packet_frames * len..(self.packet_frames + 1) * len].copy_from_slice(coded);
+        self.packet_frames += 1;
+        if self.packet_frames == self.format.frames_per_packet {
+            self.packet_frames = 0;
+            if self.format.assemble(&self.packet, counter, datagram).is_ok() {
+                emit(datagram);
             }
         }
     }

@@ -10,6 +10,7 @@ pub mod jitter;
 pub mod level;
 pub mod mix;
 mod outbox;
+mod personal_mix;
 pub mod server;
 pub mod stats;
 

@@ -5,12 +5,14 @@
 //! The caller owns the socket and the clock: `handle_datagram` / `handle_timeout` take the current
 //! `Instant`; `poll_transmit`, `poll_timeout` and `poll_event` say what to do next.
 
-use crate::channel::{Channel, MAX_CHANNELS};
+use crate::channel::{Channel, Source, MAX_CHANNELS};
 use crate::chat::{chat_line, welcome_line, TimeOfDay};
 use crate::level;
-use crate::mix::{add_source, clip, gain_from_wire, pan_from_wire};
+use crate::mix::{gain_from_wire, pan_from_wire};
 use crate::outbox::Outbox;
+use crate::personal_mix::{fill_key, key_hash, MixFormat, SharedMix, TickInput};
 use crate::stats::{DropReason, Stats};
+use rayon::prelude::*;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -38,6 +40,8 @@ pub struct ServerConfig {
     pub recorder_state: RecorderState,
     /// The server's wall clock, for chat time stamps.
     pub time_of_day: fn() -> TimeOfDay,
+    /// Threads that decode, mix and encode (`--multithreading`); 1 = the tick's own thread only.
+    pub threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +53,7 @@ impl Default for ServerConfig {
             fast_update: false,
             recorder_state: RecorderState::NotInitialised,
             time_of_day: || TimeOfDay::default(),
+            threads: 1,
         }
     }
 }
@@ -91,11 +96,20 @@ pub struct Server {
     tick_count: u64,
     budgets: HashMap<IpAddr, (Instant, u32)>,
     audio_sizes: Vec<usize>,
+    /// Workers for `--multithreading`.
+    pool: Option<rayon::ThreadPool>,
+    /// Every distinct personal mix (and its encoder), reused from tick to tick.
+    mixes: Vec<SharedMix>,
     // Tick scratch space, sized once.
     inputs: Vec<f32>,
-    input_channels: [u8; MAX_CHANNELS],
-    fades: [f32; MAX_CHANNELS],
-    mix: Vec<f32>,
+    sources: Vec<Source>,
+    source_channels: Vec<u8>,
+    fades: Vec<f32>,
+    active: Vec<usize>,
+    listeners: Vec<usize>,
+    keys: Vec<(f32, f32)>,
+    hashes: Vec<u64>,
+    placed: Vec<bool>,
     datagram: Vec<u8>,
     levels: Vec<u8>,
 }
@@ -104,6 +118,7 @@ impl Server {
     pub fn new(mut config: ServerConfig) -> Self {
         config.max_channels = config.max_channels.clamp(1, MAX_CHANNELS);
         let tick = if config.fast_update { 64 } else { 128 };
+        let threads = config.threads;
         Server {
             channels: (0..config.max_channels).map(|_| None).collect(),
             config,
@@ -115,10 +130,25 @@ impl Server {
             tick_count: 0,
             budgets: HashMap::new(),
             audio_sizes: jamulus_audio_sizes(),
+            pool: (threads > 1)
+                .then(|| {
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .thread_name(|i| format!("jam-mix-{i}"))
+                        .build()
+                        .ok()
+                })
+                .flatten(),
+            mixes: Vec::with_capacity(2 * MAX_CHANNELS),
             inputs: vec![0.0; MAX_CHANNELS * tick * 2],
-            input_channels: [0; MAX_CHANNELS],
-            fades: [0.0; MAX_CHANNELS],
-            mix: vec![0.0; tick * 2],
+            sources: vec![Source::default(); MAX_CHANNELS],
+            source_channels: vec![0; MAX_CHANNELS],
+            fades: vec![0.0; MAX_CHANNELS],
+            active: Vec::with_capacity(MAX_CHANNELS),
+            listeners: Vec::with_capacity(MAX_CHANNELS),
+            keys: vec![(0.0, 0.0); MAX_CHANNELS * MAX_CHANNELS],
+            hashes: vec![0; MAX_CHANNELS],
+            placed: vec![false; MAX_CHANNELS],
             datagram: Vec::with_capacity(MAX_DATAGRAM),
             levels: Vec::with_capacity(MAX_CHANNELS),
         }
@@ -431,64 +461,10 @@ impl Server {
         if level_tick {
             self.levels.clear();
         }
-        // 1. Decode every client's input once.
-        for (index, slot) in self.channels.iter_mut().enumerate() {
-            self.input_channels[index] = 0;
-            self.fades[index] = 0.0;
-            let Some(channel) = slot.as_mut() else { continue };
-            let fade = channel.fade();
-            let Some(stream) = channel.stream.as_mut() else {
-                if level_tick {
-                    self.levels.push(0);
-                }
-                continue;
-            };
-            let n = stream.channels;
-            let input = stream.input_for_tick(&mut channel.jitter, tick);
-            self.inputs[index * tick * 2..index * tick * 2 + tick * n].copy_from_slice(input);
-            if level_tick {
-                self.levels.push(channel.meter.update(input));
-            }
-            stream.consume_input(tick);
-            self.input_channels[index] = n as u8;
-            self.fades[index] = fade;
-        }
-        // 2. Mix, encode and send a personal mix to every identified listener with a stream.
-        let slots = self.channels.len();
-        for index in 0..slots {
-            let Some(listener) = self.channels[index].as_mut() else { continue };
-            if listener.profile.is_none() {
-                continue;
-            }
-            let Some(stream) = listener.stream.as_mut() else { continue };
-            let n = stream.channels;
-            let mix = &mut self.mix[..tick * n];
-            mix.fill(0.0);
-            let own_fade = self.fades[index];
-            for source in 0..slots {
-                let source_channels = usize::from(self.input_channels[source]);
-                if source_channels == 0 {
-                    continue;
-                }
-                let mut gain = listener.gains[source] * self.fades[source];
-                if source != index {
-                    gain *= own_fade;
-                }
-                if gain == 0.0 {
-                    continue;
-                }
-                let input = &self.inputs[source * tick * 2..source * tick * 2 + tick * source_channels];
-                add_source(mix, n, input, source_channels, gain, listener.pans[source]);
-            }
-            clip(mix);
-            let address = listener.address;
-            let outbox = &mut self.outbox;
-            let sent = &mut self.stats.audio_packets_out;
-            stream.push_mix(mix, &mut listener.out_counter, &mut self.datagram, |datagram| {
-                outbox.push(address, datagram);
-                *sent += 1;
-            });
-        }
+        self.decode(tick, level_tick);
+        self.place_listeners(tick);
+        self.render(tick);
+        self.send_mixes();
         // 3. Jitter buffer reports and level meters.
         for index in self.connected_indices() {
             let Some(channel) = self.channels[index].as_mut() else { continue };
@@ -504,6 +480,139 @@ impl Server {
                 if let Some(address) = self.channels[index].as_ref().map(|c| c.address) {
                     self.push(address, &list);
                 }
+            }
+        }
+    }
+
+    /// Tick step 1: decodes every client's input once (in parallel with `--multithreading`).
+    fn decode(&mut self, tick: usize, level_tick: bool) {
+        let span = tick * 2;
+        let decode = |(slot, (out, source)): (&mut Option<Channel>, (&mut [f32], &mut Source))| {
+            *source = slot.as_mut().map_or(Source::default(), |c| c.decode_tick(tick, out, level_tick));
+        };
+        let (channels, inputs, sources) = (&mut self.channels, &mut self.inputs, &mut self.sources);
+        match &self.pool {
+            Some(pool) => pool.install(|| {
+                channels.par_iter_mut().zip(inputs.par_chunks_mut(span).zip(sources.par_iter_mut())).for_each(decode)
+            }),
+            None => channels.iter_mut().zip(inputs.chunks_mut(span).zip(sources.iter_mut())).for_each(decode),
+        }
+        self.active.clear();
+        for (slot, source) in self.sources[..self.channels.len()].iter().enumerate() {
+            self.source_channels[slot] = source.channels;
+            self.fades[slot] = source.fade;
+            if source.channels > 0 {
+                self.active.push(slot);
+            }
+            if let (true, Some(level)) = (self.channels[slot].is_some(), source.level) {
+                self.levels.push(level);
+            }
+        }
+    }
+
+    /// Tick step 2: finds each identified listener's shared mix: the one it heard last tick while its
+    /// settings hold, else one whose settings equal its own, else a free or new one.
+    fn place_listeners(&mut self, tick: usize) {
+        self.listeners.clear();
+        for (index, slot) in self.channels.iter().enumerate() {
+            if slot.as_ref().is_some_and(|c| c.profile.is_some() && c.stream.is_some()) {
+                self.listeners.push(index);
+            }
+        }
+        let k = self.active.len();
+        for (li, &index) in self.listeners.iter().enumerate() {
+            let Some(c) = self.channels[index].as_ref() else { continue };
+            let Some(format) = c.stream.as_ref().map(|s| MixFormat::of(&s.format)) else { continue };
+            let key = &mut self.keys[li * k..(li + 1) * k];
+            fill_key(key, &self.active, &c.gains[..], &c.pans[..], &self.fades, index, format.channels == 2);
+            self.hashes[li] = key_hash(format, key);
+            self.placed[li] = false;
+        }
+        for mix in &mut self.mixes {
+            mix.last_members = std::mem::take(&mut mix.members);
+        }
+        // Pass 1: stay where the settings are unchanged.
+        for (li, &index) in self.listeners.iter().enumerate() {
+            let Some(c) = self.channels[index].as_ref() else { continue };
+            let Some(format) = c.stream.as_ref().map(|s| MixFormat::of(&s.format)) else { continue };
+            let key = &self.keys[li * k..(li + 1) * k];
+            if let Some(mix) = c.mix.and_then(|g| self.mixes.get_mut(g)) {
+                if mix.matches(format, self.hashes[li], key) {
+                    mix.members += 1;
+                    self.placed[li] = true;
+                }
+            }
+        }
+        // Pass 2: everybody whose settings changed (or who is new).
+        for (li, &index) in self.listeners.iter().enumerate() {
+            if self.placed[li] {
+                continue;
+            }
+            let Some(c) = self.channels[index].as_mut() else { continue };
+            let Some(format) = c.stream.as_ref().map(|s| MixFormat::of(&s.format)) else { continue };
+            let (key, hash) = (&self.keys[li * k..(li + 1) * k], self.hashes[li]);
+            let mixes = &mut self.mixes;
+            let joined = mixes.iter().position(|m| m.members > 0 && m.matches(format, hash, key));
+            let own = c.mix.filter(|&g| mixes.get(g).is_some_and(|m| m.members == 0 && m.format == format));
+            let g = match joined.or(own) {
+                Some(g) => g,
+                None => match mixes.iter().position(|m| m.members == 0 && m.last_members == 0 && m.format == format) {
+                    Some(g) => {
+                        mixes[g].restart();
+                        g
+                    }
+                    None => match SharedMix::new(format, tick, MAX_CHANNELS) {
+                        Ok(mix) => {
+                            mixes.push(mix);
+                            mixes.len() - 1
+                        }
+                        Err(_) => continue,
+                    },
+                },
+            };
+            if joined.is_some() {
+                mixes[g].members += 1;
+            } else {
+                mixes[g].claim(hash, key);
+            }
+            c.mix = Some(g);
+        }
+    }
+
+    /// Tick step 3: mixes and encodes every shared mix that has listeners (in parallel with
+    /// `--multithreading`).
+    fn render(&mut self, tick: usize) {
+        let input = TickInput { samples: &self.inputs, channels: &self.source_channels, tick };
+        let active = &self.active;
+        let render = |mix: &mut SharedMix| {
+            if mix.members > 0 {
+                mix.render(&input, active);
+            }
+        };
+        let mixes = &mut self.mixes;
+        match &self.pool {
+            Some(pool) => pool.install(|| mixes.par_iter_mut().for_each(render)),
+            None => mixes.iter_mut().for_each(render),
+        }
+        self.stats.mixes_rendered += self.mixes.iter().filter(|m| m.members > 0).count() as u64;
+    }
+
+    /// Tick step 4: packs each listener's mix into its datagrams, with its own sequence counter.
+    fn send_mixes(&mut self) {
+        for &index in &self.listeners {
+            let Some(listener) = self.channels[index].as_mut() else { continue };
+            let (Some(stream), Some(mix)) = (listener.stream.as_mut(), listener.mix.and_then(|g| self.mixes.get(g)))
+            else {
+                continue;
+            };
+            let address = listener.address;
+            for coded in mix.coded() {
+                let outbox = &mut self.outbox;
+                let sent = &mut self.stats.audio_packets_out;
+                stream.push_coded(coded, &mut listener.out_counter, &mut self.datagram, |datagram| {
+                    outbox.push(address, datagram);
+                    *sent += 1;
+                });
             }
         }
     }

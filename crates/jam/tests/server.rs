@@ -495,3 +495,36 @@ fn every_client_format_gets_its_mix_in_its_own_format() {
     assert_eq!(net.server.stats().dropped(DropReason::UnsupportedFormat), 0);
     assert!(net.server.stats().dropped(DropReason::AudioWrongSize) < 50, "only the switch to counters");
 }
+
+#[test]
+fn listeners_with_equal_settings_share_one_encode_also_on_several_threads() {
+    for threads in [1, 3] {
+        let mut net = Net::new(ServerConfig { threads, ..ServerConfig::default() });
+        let tone = net.add(22300, ClientConfig { profile: profile("Tone"), ..ClientConfig::default() }, Some(1000.0));
+        let others: Vec<usize> = (1..5)
+            .map(|i| net.add(22300 + i, ClientConfig { profile: profile("L"), ..ClientConfig::default() }, None))
+            .collect();
+        let stereo =
+            net.add(22400, ClientConfig { profile: profile("S"), channels: 2, ..ClientConfig::default() }, None);
+        net.run(Duration::from_millis(4500)); // everybody faded in
+        let per_tick = |net: &mut Net| {
+            let (m0, t0) = (net.server.stats().mixes_rendered, net.server.stats().ticks);
+            net.run(Duration::from_millis(500));
+            (net.server.stats().mixes_rendered - m0) as f64 / (net.server.stats().ticks - t0) as f64
+        };
+        assert_eq!(per_tick(&mut net), 2.0, "one mono and one stereo encode for six listeners ({threads} threads)");
+        let full = 0.5 / 2f32.sqrt();
+        for &p in others.iter().chain([&tone, &stereo]) {
+            assert!((rms_tail(net.peer(p), 0.3, 0) / full - 1.0).abs() < 0.2, "everybody hears the tone");
+        }
+
+        // One listener halves the tone: it alone gets its own mix, the others keep theirs.
+        let channel = net.peer(tone).client.channel().unwrap();
+        let now = net.now;
+        net.peer(others[0]).client.set_gain(now, channel, 0.5);
+        net.run(Duration::from_millis(200));
+        assert_eq!(per_tick(&mut net), 3.0);
+        assert!((rms_tail(net.peer(others[0]), 0.3, 0) / (0.5 * full) - 1.0).abs() < 0.2, "half level for it");
+        assert!((rms_tail(net.peer(others[1]), 0.3, 0) / full - 1.0).abs() < 0.2, "full level for the rest");
+    }
+}

@@ -50,7 +50,7 @@ pub struct Args {
     /// IP TOS byte of outgoing packets, 0…255 (0 = leave the system default) [default: 128].
     #[arg(short = 'Q', long, value_name = "TOS")]
     pub qos: Option<u8>,
-    /// Mix on several cores (accepted; the mixer is fast enough single-threaded at up to 150 clients).
+    /// Decode, mix and encode on every core of the machine (one thread per core) instead of one.
     #[arg(short = 'T', long)]
     pub multithreading: bool,
     /// Register with this directory (Jamulus `-e`). Not available in this version.
@@ -166,9 +166,14 @@ impl Args {
             licence_required: flag(self.licence, file.licence),
             fast_update: flag(self.fastupdate, file.fastupdate),
             time_of_day: tutti_net::clock::local_time_of_day,
+            threads: if flag(self.multithreading, file.multithreading) {
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            } else {
+                1
+            },
             ..ServerConfig::default()
         };
-        let _ = flag(self.multithreading, file.multithreading) || flag(self.norecord, file.norecord);
+        let _ = flag(self.norecord, file.norecord);
         let mut options = ServerOptions::new(SocketAddr::new(ip, port), config);
         options.log_file = self.log.clone().or(file.log);
         options.qos = self.qos.or(file.qos).unwrap_or(128);
