@@ -6,6 +6,7 @@ mod channel;
 pub mod chat;
 pub mod client;
 pub mod country;
+pub mod directory;
 pub mod jitter;
 pub mod level;
 pub mod mix;
