@@ -29,6 +29,17 @@ impl Outbox {
         Some((to, &self.bytes[start..start + len]))
     }
 
+    /// Every waiting datagram, in order (for shells that send in batches; then `clear`).
+    pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> + '_ {
+        self.queue.iter().map(|&(to, start, len)| (to, &self.bytes[start..start + len]))
+    }
+
+    pub fn clear(&mut self) {
+        self.queue.clear();
+        self.bytes.clear();
+        self.handed_out = false;
+    }
+
     pub fn len(&self) -> usize {
         self.queue.len()
     }

@@ -666,6 +666,18 @@ impl Server {
         next
     }
 
+    /// Every datagram waiting to be sent, in order, for shells that send in batches; call
+    /// `clear_transmits` once they are sent. Equivalent to draining `poll_transmit`.
+    pub fn transmits(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> + '_ {
+        self.outbox.iter()
+    }
+
+    /// Forgets the datagrams `transmits` showed.
+    pub fn clear_transmits(&mut self) {
+        self.stats.datagrams_out += self.outbox.len() as u64;
+        self.outbox.clear();
+    }
+
     /// Datagrams waiting in `poll_transmit`.
     pub fn pending_transmits(&self) -> usize {
         self.outbox.len()

@@ -6,6 +6,7 @@
 //! A thread rather than an async task: tokio's timer has millisecond resolution, coarser than the
 //! tick; `thread::sleep` (nanosleep) is precise to tens of microseconds.
 
+use crate::batch::{send_all, RecvBatch, BATCH};
 use crate::connection_log::ConnectionLog;
 use crate::socket::bind_udp;
 use std::io;
@@ -98,6 +99,7 @@ fn serve(
     disconnect_on_quit: bool,
 ) -> io::Result<Stats> {
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let mut batch = RecvBatch::new(MAX_DATAGRAM + 1);
     let mut nonblocking = false;
     socket.set_read_timeout(Some(IDLE_WAIT))?;
     while !stop.load(Ordering::Relaxed) {
@@ -123,8 +125,17 @@ fn serve(
             }
         }
         if nonblocking {
-            while let Some((n, from)) = receive(&socket, &mut buf)? {
-                server.handle_datagram(Instant::now(), from, &buf[..n]);
+            loop {
+                let n = batch.receive(&socket)?;
+                let now = Instant::now();
+                for i in 0..n {
+                    if let Some((from, bytes)) = batch.get(i) {
+                        server.handle_datagram(now, from, bytes);
+                    }
+                }
+                if n < BATCH {
+                    break;
+                }
             }
         }
         server.handle_timeout(Instant::now());
@@ -153,10 +164,9 @@ fn receive(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<(usize, Sock
 }
 
 fn transmit(socket: &UdpSocket, server: &mut Server) {
-    while let Some((to, bytes)) = server.poll_transmit() {
-        // A full send buffer or an unreachable peer loses this datagram only; audio moves on.
-        let _ = socket.send_to(bytes, to);
-    }
+    // A full send buffer or an unreachable peer loses that datagram only; audio moves on.
+    send_all(socket, server.transmits());
+    server.clear_transmits();
 }
 
 fn report(server: &mut Server, log: &mut Option<ConnectionLog>) {
