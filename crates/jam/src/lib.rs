@@ -10,6 +10,7 @@ pub mod directory;
 pub mod jitter;
 pub mod level;
 pub mod mix;
+pub mod registration;
 mod outbox;
 mod personal_mix;
 pub mod server;

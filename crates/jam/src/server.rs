@@ -12,6 +12,8 @@ use crate::mix::{gain_from_wire, pan_from_wire};
 use crate::outbox::Outbox;
 use crate::personal_mix::{fill_key, key_hash, MixFormat, SharedMix, TickInput};
 use crate::stats::{DropReason, Stats};
+use crate::directory::{Directory, DirectoryConfig};
+use crate::registration::{RegistrationConfig, Registrar};
 use rayon::prelude::*;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -19,6 +21,8 @@ use std::time::{Duration, Instant};
 use tutti_proto::frame::{MAX_DATAGRAM, OVERHEAD};
 use tutti_proto::message::{ClientListEntry, Licence, OsType, Profile, RecorderState, VersionAndOs};
 use tutti_proto::{crc16, AudioCodec, AudioFormat, Datagram, Frame, LinkError, Message, Quality, JAMULUS_VERSION};
+
+mod directory_roles;
 
 /// A channel is freed after this long without an audio datagram.
 pub const CHANNEL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,6 +46,10 @@ pub struct ServerConfig {
     pub time_of_day: fn() -> TimeOfDay,
     /// Threads that decode, mix and encode (`--multithreading`); 1 = the tick's own thread only.
     pub threads: usize,
+    /// Register with this directory (`--directoryserver`); none by default.
+    pub registration: Option<RegistrationConfig>,
+    /// Also be a directory (Jamulus `--directoryserver localhost`); none by default.
+    pub directory: Option<DirectoryConfig>,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +62,8 @@ impl Default for ServerConfig {
             recorder_state: RecorderState::NotInitialised,
             time_of_day: || TimeOfDay::default(),
             threads: 1,
+            registration: None,
+            directory: None,
         }
     }
 }
@@ -95,6 +105,8 @@ pub struct Server {
     next_tick: Option<Instant>,
     tick_count: u64,
     budgets: HashMap<IpAddr, (Instant, u32)>,
+    registrar: Option<Registrar>,
+    directory: Option<Directory>,
     audio_sizes: Vec<usize>,
     /// Workers for `--multithreading`.
     pool: Option<rayon::ThreadPool>,
@@ -129,6 +141,8 @@ impl Server {
             next_tick: None,
             tick_count: 0,
             budgets: HashMap::new(),
+            registrar: None,
+            directory: None,
             audio_sizes: jamulus_audio_sizes(),
             pool: (threads > 1)
                 .then(|| {
@@ -376,6 +390,9 @@ impl Server {
     }
 
     fn handle_clm(&mut self, now: Instant, from: SocketAddr, known: Option<usize>, message: Message) {
+        if self.handle_directory_roles(now, from, &message) {
+            return;
+        }
         let reply = match message {
             Message::ClmPingMs(time) => Message::ClmPingMs(time),
             Message::ClmPingMsWithNumClients { time, .. } => {
@@ -420,6 +437,7 @@ impl Server {
 
     /// Runs whatever is due at `now`: the audio ticks, protocol resends, timeouts.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.handle_directory_timers(now);
         for index in 0..self.channels.len() {
             if let Some(channel) = self.channels[index].as_mut() {
                 channel.link.handle_timeout(now);

@@ -284,3 +284,59 @@ fn abusive_input_is_counted_and_dropped_and_legit_servers_still_register() {
     assert_eq!(register_and_echo(&mut d, now, addr([203, 0, 113, 50], 22124), "Legit"), RegistrationResult::Registered);
     assert_eq!(names(&d), ["Legit"]);
 }
+
+/// Two jam servers wired back to back in memory: B registers with A, which is its own directory.
+#[test]
+fn a_server_registers_with_a_server_that_is_its_own_directory() {
+    use tutti_jam::registration::{RegistrationConfig, RegistrationStatus};
+    use tutti_jam::{Server, ServerConfig};
+    let (a_addr, b_addr, client) = (addr([127, 0, 0, 1], 22124), addr([127, 0, 0, 1], 22125), addr([127, 0, 0, 1], 5));
+    let mut a = Server::new(ServerConfig { directory: Some(config()), max_channels: 12, ..ServerConfig::default() });
+    let registration = RegistrationConfig { directory: a_addr, info: info("B") };
+    let mut b = Server::new(ServerConfig { registration: Some(registration), ..ServerConfig::default() });
+    let t0 = Instant::now();
+    let mut to_client = Vec::new();
+    for step in 0..10 {
+        let now = t0 + Duration::from_millis(100 * step);
+        a.handle_timeout(now);
+        b.handle_timeout(now);
+        if step == 5 {
+            a.handle_datagram(now, client, &Message::ClmReqServerList.to_datagram(0));
+        }
+        let mut moved = true;
+        while moved {
+            moved = false;
+            while let Some((to, bytes)) = b.poll_transmit() {
+                assert_eq!(to, a_addr, "B talks to its directory only");
+                let bytes = bytes.to_vec();
+                a.handle_datagram(now, b_addr, &bytes);
+                moved = true;
+            }
+            while let Some((to, bytes)) = a.poll_transmit() {
+                let bytes = bytes.to_vec();
+                if to == b_addr {
+                    b.handle_datagram(now, a_addr, &bytes);
+                    moved = true;
+                } else {
+                    let frame = Frame::parse(&bytes).unwrap();
+                    to_client.push(Message::decode(frame.id, frame.data).unwrap());
+                }
+            }
+        }
+    }
+    assert_eq!(b.registration_status(), Some(RegistrationStatus::Registered));
+    let listed: Vec<_> = a.directory().unwrap().servers().map(|s| s.listing.name.clone()).collect();
+    assert_eq!(listed, ["B"]);
+    let full = to_client.iter().find_map(|m| match m {
+        Message::ClmServerList(l) => Some(l.clone()),
+        _ => None,
+    });
+    let full = full.expect("a full list for the client");
+    assert_eq!((full[0].max_clients, full[1].name.as_str(), full[1].port), (12, "B", 22125));
+    b.unregister();
+    let (to, bytes) = b.poll_transmit().expect("an unregistration");
+    assert_eq!(to, a_addr);
+    let bytes = bytes.to_vec();
+    a.handle_datagram(t0 + Duration::from_secs(2), b_addr, &bytes);
+    assert_eq!(a.directory().unwrap().server_count(), 0);
+}
