@@ -7,12 +7,13 @@ pub mod chat;
 pub mod client;
 pub mod country;
 pub mod directory;
+pub mod instrument;
 pub mod jitter;
 pub mod level;
 pub mod mix;
-pub mod registration;
 mod outbox;
 mod personal_mix;
+pub mod registration;
 pub mod server;
 pub mod stats;
 

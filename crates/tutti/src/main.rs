@@ -2,7 +2,11 @@
 //! Errors a person reads go to stderr as one sentence with what to do, and the exit code is non-zero.
 
 mod audio_args;
+mod client;
+mod directory;
 mod inspect;
+#[allow(dead_code)] // `list::run` is for `tutti client --list HOST[:PORT]`
+mod list;
 mod loadgen;
 mod server;
 
@@ -21,6 +25,10 @@ struct Cli {
 enum Command {
     /// Run a jam server that Jamulus 3.9.1 clients connect to (UDP 22124 by default).
     Server(server::Args),
+    /// Run a directory (server list) that Jamulus 3.9.1 servers register with and clients read.
+    Directory(directory::Args),
+    /// Join a jam server as a headless client: send a WAV file or a tone, record the mix, chat.
+    Client(client::Args),
     /// Emulate many jam clients against a server and report what they received and what it cost.
     Loadgen(loadgen::Args),
     /// Decode a capture (classic pcap) of Jamulus traffic and print every datagram as a typed message.
@@ -40,8 +48,10 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Server(args) => server::run(&args),
+        Command::Directory(args) => directory::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Loadgen(args) => loadgen::run(&args),
+        Command::Client(args) => client::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -49,6 +49,22 @@ impl Tutti {
         false
     }
 
+    /// Waits up to `timeout` for the process to exit by itself; its exit code, or None if it is
+    /// still running (or died from a signal).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return status.code();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// SIGTERM, then up to 5 s for a clean exit (SIGKILL after that). Returns the exit status code.
     pub fn stop(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
