@@ -7,13 +7,13 @@
 
 use crate::channel::{Channel, Source, MAX_CHANNELS};
 use crate::chat::{chat_line, welcome_line, TimeOfDay};
+use crate::directory::{Directory, DirectoryConfig};
 use crate::level;
 use crate::mix::{gain_from_wire, pan_from_wire};
 use crate::outbox::Outbox;
 use crate::personal_mix::{fill_key, key_hash, MixFormat, SharedMix, TickInput};
+use crate::registration::{Registrar, RegistrationConfig};
 use crate::stats::{DropReason, Stats};
-use crate::directory::{Directory, DirectoryConfig};
-use crate::registration::{RegistrationConfig, Registrar};
 use rayon::prelude::*;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};

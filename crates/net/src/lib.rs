@@ -6,12 +6,16 @@ mod batch;
 pub mod client;
 pub mod clock;
 pub mod connection_log;
+pub mod directory;
 pub mod loadgen;
 pub mod process;
 pub mod server;
+pub mod server_list;
 mod socket;
 
 pub use client::{AudioSink, AudioSource, Command, RunningClient};
 pub use loadgen::{run_load, ClientReport, LoadOptions, LoadReport};
 pub use process::ProcessSample;
+pub use directory::{DirectoryOptions, RunningDirectory};
 pub use server::{RunningServer, ServerOptions};
+pub use server_list::{fetch_server_list, ListedServer};

@@ -141,7 +141,12 @@ fn serve(
         server.handle_timeout(Instant::now());
         transmit(&socket, &mut server);
         report(&mut server, &mut log);
+        if let Some(status) = server.poll_registration_change() {
+            info!(status = status.as_str(), "directory registration");
+        }
     }
+    server.unregister();
+    transmit(&socket, &mut server);
     if disconnect_on_quit {
         server.disconnect_all();
         transmit(&socket, &mut server);

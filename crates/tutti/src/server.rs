@@ -53,10 +53,11 @@ pub struct Args {
     /// Decode, mix and encode on every core of the machine (one thread per core) instead of one.
     #[arg(short = 'T', long)]
     pub multithreading: bool,
-    /// Register with this directory (Jamulus `-e`). Not available in this version.
+    /// Register with this directory: HOST[:PORT] (port 22124 if none), or `localhost` to be a
+    /// directory as well (Jamulus `-e`).
     #[arg(short = 'e', long, alias = "centralserver", value_name = "HOST[:PORT]")]
     pub directoryserver: Option<String>,
-    /// Public IPv4 address to register with the directory. Not available in this version.
+    /// Public IPv4 address to register with the directory (instead of the local address towards it).
     #[arg(long, value_name = "IP")]
     pub serverpublicip: Option<Ipv4Addr>,
     /// Record every client to this directory. Not available in this version.
@@ -134,12 +135,6 @@ impl Args {
         let directory = self.directoryserver.clone().or(file.directoryserver);
         let recording = self.recording.clone().or(file.recording);
         let jsonrpc = self.jsonrpcport.or(file.jsonrpcport).is_some() || self.jsonrpcsecretfile.is_some();
-        if let Some(d) = directory {
-            bail!("--directoryserver {d}: registering with a directory is not available in this version of tutti");
-        }
-        if self.serverpublicip.or(file.serverpublicip).is_some() {
-            bail!("--serverpublicip only makes sense with --directoryserver, which this version does not offer");
-        }
         if let Some(dir) = recording {
             bail!("--recording {}: recording is not available in this version of tutti", dir.display());
         }
@@ -160,6 +155,9 @@ impl Args {
         };
         let ip = self.serverbindip.or(file.serverbindip).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let port = self.port.or(file.port).unwrap_or(DEFAULT_PORT);
+        let public_ip = self.serverpublicip.or(file.serverpublicip);
+        let (registration, directory) =
+            crate::directory::server_roles(directory.as_deref(), &info, public_ip, SocketAddr::new(ip, port), channels)?;
         let config = ServerConfig {
             max_channels: channels,
             welcome_message: welcome,
@@ -171,6 +169,8 @@ impl Args {
             } else {
                 1
             },
+            registration,
+            directory,
             ..ServerConfig::default()
         };
         let _ = flag(self.norecord, file.norecord);
@@ -345,7 +345,7 @@ mod tests {
         assert!(settings(&["--serverinfo", "a;b;c;d"]).is_err());
         assert!(settings(&["--serverinfo", "a;b;999"]).unwrap_err().to_string().contains("unknown country"));
         assert!(settings(&["--bogus"]).is_err());
-        for flags in [&["-R", "/tmp/rec"][..], &["-e", "localhost"], &["--jsonrpcport", "8765"]] {
+        for flags in [&["-R", "/tmp/rec"][..], &["--jsonrpcport", "8765"]] {
             assert!(settings(flags).unwrap_err().to_string().contains("not available"), "{flags:?}");
         }
     }
