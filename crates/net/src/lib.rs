@@ -14,8 +14,8 @@ pub mod server_list;
 mod socket;
 
 pub use client::{AudioSink, AudioSource, Command, RunningClient};
+pub use directory::{DirectoryOptions, RunningDirectory};
 pub use loadgen::{run_load, ClientReport, LoadOptions, LoadReport};
 pub use process::ProcessSample;
-pub use directory::{DirectoryOptions, RunningDirectory};
 pub use server::{RunningServer, ServerOptions};
 pub use server_list::{fetch_server_list, ListedServer};

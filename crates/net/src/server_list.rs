@@ -71,6 +71,11 @@ pub fn fetch_server_list(directory: SocketAddr, timeout: Duration, ping: bool) -
         let Some(frame) = Frame::parse(&buf[..n]) else { continue };
         match Message::decode(frame.id, frame.data) {
             Ok(Message::ClmServerList(part)) => {
+                // Entry 0 (0.0.0.0:0) starts an answer: a later answer (to a repeated request) replaces
+                // an earlier one instead of doubling it.
+                if part.first().is_some_and(|e| e.address.is_unspecified() && e.port == 0) {
+                    full.clear();
+                }
                 full.extend(part);
                 last_part = Some(Instant::now());
             }

@@ -89,8 +89,8 @@ impl Args {
             None => ListFilter::default(),
         };
         let max_servers = self.maxservers.or(file.maxservers).unwrap_or(JAMULUS_MAX_SERVERS);
-        if !(2..=1_000_000).contains(&max_servers) {
-            bail!("--maxservers {max_servers}: use 2 to 1000000 (the directory's own entry counts as one)");
+        if !(1..=1_000_000).contains(&max_servers) {
+            bail!("--maxservers {max_servers}: use 1 to 1000000 (the directory's own entry counts as one)");
         }
         let policy = match self.listpolicy.clone().or(file.listpolicy).as_deref() {
             None | Some("jamulus") => ListPolicy::Jamulus,
@@ -212,7 +212,7 @@ mod tests {
 
         assert!(options(&["--listpolicy", "lax"]).unwrap_err().to_string().contains("strict"));
         assert!(format!("{:#}", options(&["-f", "host.example"]).unwrap_err()).contains("neither"));
-        assert!(options(&["--maxservers", "1"]).is_err());
+        assert!(options(&["--maxservers", "0"]).is_err());
     }
 }
 

@@ -156,8 +156,13 @@ impl Args {
         let ip = self.serverbindip.or(file.serverbindip).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let port = self.port.or(file.port).unwrap_or(DEFAULT_PORT);
         let public_ip = self.serverpublicip.or(file.serverpublicip);
-        let (registration, directory) =
-            crate::directory::server_roles(directory.as_deref(), &info, public_ip, SocketAddr::new(ip, port), channels)?;
+        let (registration, directory) = crate::directory::server_roles(
+            directory.as_deref(),
+            &info,
+            public_ip,
+            SocketAddr::new(ip, port),
+            channels,
+        )?;
         let config = ServerConfig {
             max_channels: channels,
             welcome_message: welcome,

@@ -32,6 +32,8 @@ pub use jsonrpc::JsonRpc;
 #[allow(unused_imports)]
 pub use process::base64;
 #[allow(unused_imports)]
+pub use process::StateDir;
+#[allow(unused_imports)]
 pub use server::{JamulusServer, ServerOptions};
 
 use std::net::{TcpListener, UdpSocket};
