@@ -8,6 +8,7 @@ mod inspect;
 #[allow(dead_code)] // `list::run` is for `tutti client --list HOST[:PORT]`
 mod list;
 mod loadgen;
+mod lobby;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,8 @@ enum Command {
     Loadgen(loadgen::Args),
     /// Decode a capture (classic pcap) of Jamulus traffic and print every datagram as a typed message.
     Inspect(inspect::Args),
+    /// Run the anonymous random video-chat lobby: a web page and Socket.IO v5 matching and relay.
+    Lobby(lobby::Args),
 }
 
 /// Diagnostics on stderr, filtered by `RUST_LOG` (default: warnings and tutti's own info lines).
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Directory(args) => directory::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Loadgen(args) => loadgen::run(&args),
+        Command::Lobby(args) => lobby::run(&args),
         Command::Client(args) => client::run(&args),
     };
     match result {

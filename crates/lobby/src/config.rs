@@ -1,0 +1,56 @@
+//! What a lobby server runs with: where it listens, its limits, how long interest matching waits
+//! before falling back to random, the ICE servers handed to the page, and the optional Redis.
+
+use crate::Limits;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// One WebRTC ICE server as the page's `RTCPeerConnection` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    /// `stun:` / `turn:` URLs.
+    pub urls: Vec<String>,
+    /// TURN user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// The lobby server's configuration.
+#[derive(Debug, Clone)]
+pub struct LobbyConfig {
+    /// HTTP + Socket.IO listening address.
+    pub listen: SocketAddr,
+    /// Per-socket limits.
+    pub limits: Limits,
+    /// How long a waiter with interests holds out for a shared one before taking anyone.
+    pub fallback_wait: Duration,
+    /// ICE servers for the page (none by default: no third party is contacted unless configured).
+    pub ice_servers: Vec<IceServer>,
+    /// Redis URL for scale-out over several processes (`redis://host:port/`).
+    pub redis: Option<String>,
+}
+
+impl LobbyConfig {
+    /// The defaults on `listen`.
+    pub fn new(listen: SocketAddr) -> Self {
+        LobbyConfig {
+            listen,
+            limits: Limits::default(),
+            fallback_wait: Duration::from_secs(5),
+            ice_servers: Vec::new(),
+            redis: None,
+        }
+    }
+
+    /// The largest Engine.IO packet accepted: room for the largest signal or text plus framing.
+    /// Anything larger is cut off by the transport; anything up to it gets a proper error ack.
+    pub fn max_payload(&self) -> u64 {
+        let largest = self.limits.signal_bytes.max(self.limits.text_chars * 4) as u64;
+        (largest * 2 + 16 * 1024).max(64 * 1024)
+    }
+}

@@ -1,0 +1,70 @@
+//! The lobby's one error type: refusals a client gets back in an error ack (each with a stable `code`),
+//! and failures of the server itself (bind, Redis) with what to do about them.
+
+use std::net::SocketAddr;
+
+/// Everything that can go wrong in the lobby.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The event's payload is not what the protocol describes.
+    #[error("the payload of `{event}` is malformed: {reason}")]
+    BadPayload { event: &'static str, reason: String },
+    /// `find` with too many, too long or empty interest tags.
+    #[error("interests: at most {max_tags} tags of at most {max_chars} characters each")]
+    InvalidInterests { max_tags: usize, max_chars: usize },
+    /// A text or signal over its size limit.
+    #[error("{what} is larger than the limit of {limit} {unit}")]
+    TooLarge { what: &'static str, limit: usize, unit: &'static str },
+    /// More events than the per-socket rate allows.
+    #[error("too many events: slow down")]
+    RateLimited,
+    /// So many refused events that the socket is disconnected.
+    #[error("persistent abuse: disconnected")]
+    Abusive,
+    /// `signal`, `message` or `typing` without a partner.
+    #[error("there is no partner to send this to")]
+    NoPartner,
+    /// `find` while already matched (use `next`).
+    #[error("already matched: send `next` to change partner")]
+    AlreadyMatched,
+    /// An event from a socket the lobby does not know (it already left).
+    #[error("this socket is not in the lobby")]
+    UnknownSocket,
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source} (is another process using it? pick another --listen)")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    /// The HTTP server stopped with an error.
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+    /// Redis (scale-out) could not be reached or refused a command.
+    #[error("redis: {0} (check that --redis points at a running Redis 7 or newer)")]
+    Redis(String),
+    /// The configuration is inconsistent.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// The stable machine-readable code sent in error acks (see docs/lobby-protocol.md).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadPayload { .. } => "bad_payload",
+            Error::InvalidInterests { .. } => "invalid_interests",
+            Error::TooLarge { .. } => "too_large",
+            Error::RateLimited => "rate_limited",
+            Error::Abusive => "abusive",
+            Error::NoPartner => "no_partner",
+            Error::AlreadyMatched => "already_matched",
+            Error::UnknownSocket => "unknown_socket",
+            Error::Bind { .. } | Error::Serve(_) | Error::Redis(_) | Error::Config(_) => "server_error",
+        }
+    }
+
+    /// Whether this refusal counts as a strike towards an abuse disconnect.
+    pub fn is_strike(&self) -> bool {
+        matches!(
+            self,
+            Error::BadPayload { .. } | Error::TooLarge { .. } | Error::RateLimited | Error::InvalidInterests { .. }
+        )
+    }
+}

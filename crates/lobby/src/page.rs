@@ -1,0 +1,49 @@
+//! The web page people use, embedded in the binary (plain HTML/CSS/JS, no build step, nothing loaded
+//! from elsewhere), and `config.json` with the operator's ICE servers. Every response forbids
+//! third-party loads (Content-Security-Policy), referrers and caching of the config.
+
+use crate::IceServer;
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY};
+use axum::http::HeaderValue;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use serde_json::json;
+
+const INDEX: &str = include_str!("../page/index.html");
+const APP: &str = include_str!("../page/app.js");
+const STYLE: &str = include_str!("../page/style.css");
+
+/// Only this origin (and the ICE servers, which CSP does not govern); media from the camera.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+                   img-src 'self'; media-src 'self' blob: mediastream:; base-uri 'none'; form-action 'none'; \
+                   frame-ancestors 'none'";
+
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
+            (REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        ],
+        body,
+    )
+}
+
+/// The page's routes: `/`, `/app.js`, `/style.css`, `/config.json`.
+pub fn routes(ice_servers: Vec<IceServer>) -> Router {
+    let config = json!({ "iceServers": ice_servers }).to_string();
+    Router::new()
+        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX) }))
+        .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP) }))
+        .route("/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE) }))
+        .route(
+            "/config.json",
+            get(move || {
+                let config = config.clone();
+                async move {
+                    ([(CONTENT_TYPE, "application/json"), (CACHE_CONTROL, "no-store")], config).into_response()
+                }
+            }),
+        )
+}

@@ -1,0 +1,121 @@
+//! The lobby server: binds, builds the Socket.IO layer (local, or with the Redis adapter and the Redis
+//! queue), mounts the page, and runs the online-count and fallback timers until told to stop.
+
+use crate::hub::{Hub, Pairing};
+use crate::redis_queue::RedisQueue;
+use crate::{handlers, page, Counts, Error, LobbyConfig};
+use axum::routing::get;
+use axum::Router;
+use socketioxide::adapter::Adapter;
+use socketioxide::adapter::LocalAdapter;
+use socketioxide::layer::SocketIoLayer;
+use socketioxide::{SocketIo, SocketIoBuilder};
+use socketioxide_redis::{RedisAdapter, RedisAdapterCtr};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the online count may be broadcast (at most twice a second).
+const ONLINE_EVERY: Duration = Duration::from_millis(500);
+/// How often waiters whose wait ran out are offered a random partner.
+const TICK_EVERY: Duration = Duration::from_millis(250);
+
+/// A bound, not yet serving lobby.
+pub struct LobbyServer {
+    listener: tokio::net::TcpListener,
+    config: LobbyConfig,
+}
+
+impl LobbyServer {
+    /// Binds the listening socket (port 0 picks a free port; see [`LobbyServer::local_addr`]).
+    pub async fn bind(config: LobbyConfig) -> Result<Self, Error> {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Bind { addr: config.listen, source })?;
+        Ok(LobbyServer { listener, config })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.config.listen)
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+        let LobbyServer { listener, config } = self;
+        match config.redis.clone() {
+            None => {
+                let hub = Arc::new(Hub::new(config, Pairing::Local));
+                let (layer, io) = configure(SocketIo::builder(), &hub).build_layer();
+                hub.set_io(io.clone());
+                io.ns("/", handlers::on_connect::<LocalAdapter>);
+                run(listener, hub, layer, shutdown).await
+            }
+            Some(url) => {
+                let url = with_resp3(&url);
+                let client = redis::Client::open(url.as_str()).map_err(|e| Error::Redis(e.to_string()))?;
+                let adapter =
+                    RedisAdapterCtr::new_with_redis(&client).await.map_err(|e| Error::Redis(e.to_string()))?;
+                let queue = RedisQueue::connect(&client).await?;
+                let hub = Arc::new(Hub::new(config, Pairing::Redis(queue)));
+                let builder = SocketIo::builder().with_adapter::<RedisAdapter<_>>(adapter);
+                let (layer, io) = configure(builder, &hub).build_layer();
+                hub.set_io(io.clone());
+                io.ns("/", handlers::on_connect::<RedisAdapter<_>>).await.map_err(|e| Error::Redis(e.to_string()))?;
+                run(listener, hub, layer, shutdown).await
+            }
+        }
+    }
+}
+
+/// The Redis adapter's driver speaks RESP3.
+fn with_resp3(url: &str) -> String {
+    if url.contains("protocol=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    }
+}
+
+fn configure<A: Adapter>(builder: SocketIoBuilder<A>, hub: &Arc<Hub<A>>) -> SocketIoBuilder<A> {
+    builder.max_payload(hub.config.max_payload()).max_buffer_size(1024).with_state(hub.clone())
+}
+
+async fn run<A: Adapter>(
+    listener: tokio::net::TcpListener,
+    hub: Arc<Hub<A>>,
+    layer: SocketIoLayer<A>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let timers = {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            let mut online = tokio::time::interval(ONLINE_EVERY);
+            let mut tick = tokio::time::interval(TICK_EVERY);
+            loop {
+                tokio::select! {
+                    _ = online.tick() => hub.broadcast_online().await,
+                    _ = tick.tick() => hub.tick().await,
+                }
+            }
+        })
+    };
+    let counts_hub = hub.clone();
+    let app = Router::new()
+        .merge(page::routes(hub.config.ice_servers.clone()))
+        .route("/stats", get(move || std::future::ready(axum::Json(stats(&counts_hub)))))
+        .layer(layer);
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(Error::Serve);
+    timers.abort();
+    if let Pairing::Redis(queue) = &hub.pairing {
+        queue.leave().await;
+    }
+    result
+}
+
+fn stats<A: Adapter>(hub: &Hub<A>) -> Counts {
+    hub.lobby().counts()
+}
