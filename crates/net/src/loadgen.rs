@@ -20,7 +20,8 @@ use tutti_proto::frame::MAX_DATAGRAM;
 /// What to emulate and for how long.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
-    pub server: SocketAddr,
+    /// Servers to load; client `i` joins `servers[i % servers.len()]`.
+    pub servers: Vec<SocketAddr>,
     pub clients: usize,
     /// Client sockets bind to this address (port chosen by the system).
     pub bind_ip: IpAddr,
@@ -32,8 +33,8 @@ pub struct LoadOptions {
     pub warmup: Duration,
     /// The measurement window.
     pub duration: Duration,
-    /// The server's process, whose CPU and memory are sampled over the window (Linux `/proc`).
-    pub server_pid: Option<u32>,
+    /// The servers' processes, whose CPU and memory are sampled over the window (Linux `/proc`).
+    pub server_pids: Vec<u32>,
 }
 
 /// One emulated client's view of the measurement window.
@@ -60,7 +61,7 @@ pub struct LoadReport {
     /// Frame periods in which the load generator itself fell behind by more than one period.
     pub own_late_periods: u64,
     pub periods: u64,
-    /// The server's CPU over the window and its peak resident memory, when its PID was given.
+    /// The servers' CPU over the window and their peak resident memory (summed), when PIDs were given.
     pub server_cpu: Option<Duration>,
     pub server_rss_kib: Option<u64>,
 }
@@ -98,7 +99,10 @@ struct Emulated {
 
 /// Runs the load until the window ends or `stop` is set; errors only if sockets cannot be opened.
 pub fn run_load(options: &LoadOptions, stop: &AtomicBool) -> io::Result<LoadReport> {
-    let format = Client::new(options.server, options.config.clone())
+    let Some(&first) = options.servers.first() else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no server to load"));
+    };
+    let format = Client::new(first, options.config.clone())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
         .format();
     let frame = FrameSize::from_samples(format.frame_samples()).map_err(io::Error::other)?;
@@ -112,7 +116,8 @@ pub fn run_load(options: &LoadOptions, stop: &AtomicBool) -> io::Result<LoadRepo
         socket.set_nonblocking(true)?;
         let mut config = options.config.clone();
         config.profile.name = format!("{}{}", config.profile.name, index + 1);
-        let client = Client::new(options.server, config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let server = options.servers[index % options.servers.len()];
+        let client = Client::new(server, config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         clients.push(Emulated {
             socket,
             client,
@@ -151,7 +156,7 @@ pub fn run_load(options: &LoadOptions, stop: &AtomicBool) -> io::Result<LoadRepo
         if !measuring && now >= window_start {
             measuring = true;
             own_at_start = ProcessSample::of_self()?;
-            server_at_start = options.server_pid.map(ProcessSample::of).transpose()?;
+            server_at_start = Some(servers_sample(&options.server_pids)?);
             for c in &mut clients {
                 c.at_start = (c.sent, c.client.reception());
             }
@@ -161,10 +166,8 @@ pub fn run_load(options: &LoadOptions, stop: &AtomicBool) -> io::Result<LoadRepo
             if now.duration_since(next) > period {
                 own_late_periods += 1;
             }
-            if periods % 375 == 0 {
-                if let Some(pid) = options.server_pid {
-                    server_rss = server_rss.max(ProcessSample::of(pid)?.rss_kib);
-                }
+            if periods % 375 == 0 && !options.server_pids.is_empty() {
+                server_rss = server_rss.max(servers_sample(&options.server_pids)?.rss_kib);
             }
         }
         next += period;
@@ -178,9 +181,9 @@ pub fn run_load(options: &LoadOptions, stop: &AtomicBool) -> io::Result<LoadRepo
         }
     }
     let own_cpu = ProcessSample::of_self()?.cpu.saturating_sub(own_at_start.cpu);
-    let server_cpu = match (options.server_pid, server_at_start) {
-        (Some(pid), Some(at_start)) => {
-            let end = ProcessSample::of(pid)?;
+    let server_cpu = match (options.server_pids.is_empty(), server_at_start) {
+        (false, Some(at_start)) => {
+            let end = servers_sample(&options.server_pids)?;
             server_rss = server_rss.max(end.rss_kib);
             Some(end.cpu.saturating_sub(at_start.cpu))
         }
@@ -212,8 +215,19 @@ pub fn run_load(options: &LoadOptions, stop: &AtomicBool) -> io::Result<LoadRepo
         own_late_periods,
         periods,
         server_cpu,
-        server_rss_kib: options.server_pid.map(|_| server_rss),
+        server_rss_kib: (!options.server_pids.is_empty()).then_some(server_rss),
     })
+}
+
+/// CPU and memory of several processes, summed.
+fn servers_sample(pids: &[u32]) -> io::Result<ProcessSample> {
+    let mut total = ProcessSample::default();
+    for &pid in pids {
+        let s = ProcessSample::of(pid)?;
+        total.cpu += s.cpu;
+        total.rss_kib += s.rss_kib;
+    }
+    Ok(total)
 }
 
 impl Emulated {

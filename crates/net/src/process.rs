@@ -1,5 +1,7 @@
 //! CPU time and resident memory of a process, read from Linux `/proc` (for the load generator's
-//! report and the benchmark). CPU is user + system time of all threads.
+//! report and the benchmark). CPU is the scheduler's run time of all live threads (`se.sum_exec_runtime`
+//! in `/proc/PID/task/*/sched`, microsecond precision), or utime + stime in 10 ms ticks where that
+//! file is missing.
 
 use std::io;
 use std::time::Duration;
@@ -33,8 +35,24 @@ impl ProcessSample {
             .map_err(|e| io::Error::new(e.kind(), format!("cannot read /proc/{pid}/stat: {e}")))?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .map_err(|e| io::Error::new(e.kind(), format!("cannot read /proc/{pid}/status: {e}")))?;
-        Ok(ProcessSample { cpu: parse_cpu(&stat)?, rss_kib: parse_rss(&status) })
+        let cpu = threads_run_time(pid).map_or_else(|| parse_cpu(&stat), Ok)?;
+        Ok(ProcessSample { cpu, rss_kib: parse_rss(&status) })
     }
+}
+
+/// The sum of every thread's `se.sum_exec_runtime` (milliseconds with six decimals).
+fn threads_run_time(pid: &str) -> Option<Duration> {
+    let mut total = 0.0f64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let sched = std::fs::read_to_string(task.ok()?.path().join("sched")).ok()?;
+        total += parse_sched(&sched)?;
+    }
+    Some(Duration::from_secs_f64(total / 1e3))
+}
+
+fn parse_sched(sched: &str) -> Option<f64> {
+    let line = sched.lines().find(|l| l.trim_start().starts_with("se.sum_exec_runtime"))?;
+    line.split(':').nth(1)?.trim().parse().ok()
 }
 
 /// utime + stime (fields 14 and 15) from a `/proc/PID/stat` line; the command name (field 2) may
@@ -66,6 +84,12 @@ mod tests {
         let stat = "1234 (a (b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 1 0 5 1000 50";
         assert_eq!(parse_cpu(stat).unwrap(), Duration::from_millis(3250));
         assert_eq!(parse_rss("Name:\tx\nVmRSS:\t  5120 kB\n"), 5120);
+    }
+
+    #[test]
+    fn scheduler_run_time() {
+        let sched = "x (1, #threads: 1)\n---\nse.exec_start  :  1.0\nse.sum_exec_runtime   :   1234.567890\n";
+        assert_eq!(parse_sched(sched), Some(1234.56789));
     }
 
     #[test]

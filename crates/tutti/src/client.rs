@@ -77,7 +77,7 @@ pub enum Skill {
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(directory) = &args.list {
-        bail!("--list {directory}: directory lists are not available in this build yet");
+        return crate::list::run(directory);
     }
     if args.jsonrpcport.is_some() || args.jsonrpcsecretfile.is_some() {
         bail!("--jsonrpcport/--jsonrpcsecretfile are not available in this version of tutti client");

@@ -13,9 +13,9 @@ use tutti_net::{run_load, LoadOptions, LoadReport};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The server, HOST[:PORT].
+    /// The server, HOST[:PORT]; repeat to spread the clients over several servers (round robin).
     #[arg(short = 'c', long, value_name = "HOST[:PORT]", default_value = "127.0.0.1")]
-    pub connect: String,
+    pub connect: Vec<String>,
     /// Number of emulated clients (each with its own UDP socket).
     #[arg(short = 'n', long, default_value_t = 10)]
     pub clients: usize,
@@ -28,9 +28,10 @@ pub struct Args {
     /// Every listener sets its own gain for every channel, so no two personal mixes are alike.
     #[arg(long)]
     pub distinct_gains: bool,
-    /// The server's process ID: its CPU time and memory over the window are reported.
+    /// The server's process ID: its CPU time and memory over the window are reported (repeatable;
+    /// summed).
     #[arg(long, value_name = "PID")]
-    pub server_pid: Option<u32>,
+    pub server_pid: Vec<u32>,
     /// Local address for the clients' sockets.
     #[arg(long, value_name = "IP", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     pub bind: IpAddr,
@@ -51,14 +52,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut config = args.audio.client_config();
     config.profile.name = "load".into();
     let options = LoadOptions {
-        server: resolve(&args.connect, crate::server::DEFAULT_PORT)?,
+        servers: args.connect.iter().map(|c| resolve(c, crate::server::DEFAULT_PORT)).collect::<anyhow::Result<_>>()?,
         clients: args.clients,
         bind_ip: args.bind,
         config,
         distinct_gains: args.distinct_gains,
         warmup: Duration::from_secs_f64(args.warmup),
         duration: Duration::from_secs_f64(args.duration),
-        server_pid: args.server_pid,
+        server_pids: args.server_pid.clone(),
     };
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
