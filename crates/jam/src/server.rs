@@ -721,10 +721,15 @@ impl Server {
             .collect()
     }
 
+    /// Sends the client list to everybody; a list still waiting in a link is replaced, not followed.
     fn broadcast_client_list(&mut self, now: Instant) {
         let list = Message::ConnClientsList(self.client_list());
         for index in self.connected_indices() {
-            self.send(now, index, &list);
+            let Some(channel) = self.channels[index].as_mut() else { continue };
+            if let Err(LinkError::QueueFull(_)) = channel.link.send_latest(now, &list) {
+                self.stats.drop(DropReason::LinkQueueFull);
+            }
+            self.flush_link(index);
         }
     }
 

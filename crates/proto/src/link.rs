@@ -46,6 +46,8 @@ struct Outgoing {
     id: u16,
     cnt: u8,
     data: Vec<u8>,
+    /// The ID of the message this is (a part of).
+    origin: u16,
 }
 
 /// One side of the acknowledged-message protocol with one peer.
@@ -119,18 +121,33 @@ impl Link {
         match parts {
             Some(parts) => {
                 for part in parts {
-                    self.enqueue(now, id::SPECIAL_SPLIT_MESSAGE, Message::Split(part).data());
+                    self.enqueue(now, id::SPECIAL_SPLIT_MESSAGE, Message::Split(part).data(), id);
                 }
             }
-            None => self.enqueue(now, id, data),
+            None => self.enqueue(now, id, data, id),
         }
         Ok(())
     }
 
-    fn enqueue(&mut self, now: Instant, id: u16, data: Vec<u8>) {
+    /// Queues `message` like `send`, first dropping queued copies of the same message type that have
+    /// not been sent yet: for state where only the newest matters (the client list, which a server
+    /// broadcasts on every change; 150 clients joining at once would otherwise queue 150 lists per
+    /// client). The message in flight is never touched; the peer sees a gap in the counters, which
+    /// the protocol allows.
+    pub fn send_latest(&mut self, now: Instant, message: &Message) -> Result<(), LinkError> {
+        let id = message.id();
+        let mut index = 0;
+        self.queue.retain(|o| {
+            index += 1;
+            index == 1 || o.origin != id
+        });
+        self.send(now, message)
+    }
+
+    fn enqueue(&mut self, now: Instant, id: u16, data: Vec<u8>, origin: u16) {
         let cnt = self.next_cnt;
         self.next_cnt = self.next_cnt.wrapping_add(1);
-        self.queue.push_back(Outgoing { id, cnt, data });
+        self.queue.push_back(Outgoing { id, cnt, data, origin });
         if self.queue.len() == 1 {
             self.transmit_head(now);
         }

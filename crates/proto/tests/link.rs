@@ -290,3 +290,18 @@ fn queue_is_bounded_and_acks_cannot_be_queued() {
     assert_eq!(a.send(t0, &Message::ReqChannelInfos), Err(LinkError::QueueFull(4)));
     assert_eq!(a.send(t0, &Message::Ack { id: 18 }), Err(LinkError::Ack));
 }
+
+#[test]
+fn send_latest_replaces_a_waiting_copy_but_not_the_one_in_flight() {
+    use tutti_proto::message::{ClientListEntry, Profile};
+    let list = |n: u8| {
+        Message::ConnClientsList((0..n).map(|c| ClientListEntry { channel: c, profile: Profile::default() }).collect())
+    };
+    let now = Instant::now();
+    let mut link = Link::default();
+    link.send_latest(now, &list(1)).unwrap(); // in flight
+    link.send(now, &Message::ChatText("keep".into())).unwrap();
+    link.send_latest(now, &list(2)).unwrap();
+    link.send_latest(now, &list(3)).unwrap();
+    assert_eq!(link.unacknowledged(), 3, "list 1 (in flight), the chat, list 3");
+}

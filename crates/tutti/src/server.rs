@@ -6,7 +6,6 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use tutti_jam::{ServerConfig, MAX_CHANNELS};
 use tutti_net::{RunningServer, ServerOptions};
 
@@ -103,10 +102,12 @@ struct FileServer {
     jsonrpcsecretfile: Option<PathBuf>,
 }
 
+/// The file as `tutti server` reads it: one `[server]` table, or several `[[server]]` tables (one
+/// process hosting several servers, each on its own port and thread). Other subcommands' tables are
+/// ignored.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct File {
-    server: Option<FileServer>,
+    server: Option<toml::Value>,
 }
 
 /// Server name, city and country as `--serverinfo` gives them.
@@ -125,12 +126,33 @@ pub struct Settings {
 }
 
 impl Args {
-    /// Merges the flags over the configuration file over the defaults, and checks every value.
+    /// The first (or only) server's settings.
     pub fn settings(&self) -> anyhow::Result<Settings> {
-        let file = match &self.config {
+        let mut all = self.all_settings()?;
+        Ok(all.remove(0))
+    }
+
+    /// Every server to run: one per `[[server]]` table of the file (at least one), each with the flags
+    /// merged over it. Several servers need distinct ports, so `--port` only goes with one table.
+    pub fn all_settings(&self) -> anyhow::Result<Vec<Settings>> {
+        let tables = match &self.config {
             Some(path) => read_file(path)?,
-            None => FileServer::default(),
+            None => vec![FileServer::default()],
         };
+        if tables.len() > 1 && self.port.is_some() {
+            bail!("--port cannot apply to {} [[server]] tables at once: give each table its own port", tables.len());
+        }
+        let all = tables.into_iter().map(|t| self.merge(t)).collect::<anyhow::Result<Vec<_>>>()?;
+        for (i, a) in all.iter().enumerate() {
+            if let Some(b) = all[..i].iter().find(|b| b.options.bind.port() == a.options.bind.port()) {
+                bail!("two [[server]] tables use UDP port {}: give each its own port", b.options.bind.port());
+            }
+        }
+        Ok(all)
+    }
+
+    /// Merges the flags over one table of the configuration file over the defaults, and checks every value.
+    fn merge(&self, file: FileServer) -> anyhow::Result<Settings> {
         let flag = |f: bool, file: Option<bool>| f || file.unwrap_or(false);
         let directory = self.directoryserver.clone().or(file.directoryserver);
         let recording = self.recording.clone().or(file.recording);
@@ -187,12 +209,22 @@ impl Args {
     }
 }
 
-fn read_file(path: &Path) -> anyhow::Result<FileServer> {
+fn read_file(path: &Path) -> anyhow::Result<Vec<FileServer>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
     let file: File =
         toml::from_str(&text).with_context(|| format!("{} is not a valid tutti configuration", path.display()))?;
-    Ok(file.server.unwrap_or_default())
+    let invalid = |e: toml::de::Error| {
+        anyhow::Error::new(e).context(format!("{} is not a valid tutti configuration", path.display()))
+    };
+    Ok(match file.server {
+        None => vec![FileServer::default()],
+        Some(toml::Value::Array(tables)) if !tables.is_empty() => {
+            tables.into_iter().map(|t| t.try_into().map_err(invalid)).collect::<anyhow::Result<_>>()?
+        }
+        Some(toml::Value::Array(_)) => vec![FileServer::default()],
+        Some(table) => vec![table.try_into().map_err(invalid)?],
+    })
 }
 
 /// `--welcomemessage`: the contents of the file it names, if it names one, else the text itself.
@@ -227,31 +259,41 @@ pub fn parse_server_info(text: &str) -> anyhow::Result<ServerInfo> {
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let settings = args.settings()?;
-    let server = RunningServer::start(settings.options).context("cannot start the jam server")?;
-    if !settings.info.name.is_empty() {
-        eprintln!(
-            "tutti: server \"{}\" ({}, country {})",
-            settings.info.name, settings.info.city, settings.info.country
-        );
+    let mut servers = Vec::new();
+    for settings in args.all_settings()? {
+        let bind = settings.options.bind;
+        let server = RunningServer::start(settings.options)
+            .with_context(|| format!("cannot start the jam server on UDP {bind}"))?;
+        if !settings.info.name.is_empty() {
+            eprintln!(
+                "tutti: server \"{}\" ({}, country {})",
+                settings.info.name, settings.info.city, settings.info.country
+            );
+        }
+        let stop = server.stop_flag();
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            // The first signal stops cleanly; a second one while stopping exits at once.
+            signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())
+                .and_then(|_| signal_hook::flag::register(signal, stop.clone()))
+                .context("cannot install the signal handler")?;
+        }
+        eprintln!("tutti: jam server listening on UDP {} (Ctrl-C to stop)", server.local_addr());
+        servers.push(server);
     }
-    let stop = server.stop_flag();
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // The first signal stops cleanly; a second one while stopping exits at once.
-        signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())
-            .and_then(|_| signal_hook::flag::register(signal, stop.clone()))
-            .context("cannot install the signal handler")?;
+    let mut failed = None;
+    for server in servers {
+        let address = server.local_addr();
+        match server.wait() {
+            Ok(stats) => eprintln!(
+                "tutti: jam server on UDP {address} stopped after {} datagrams in, {} out, {} dropped",
+                stats.datagrams_in,
+                stats.datagrams_out,
+                stats.dropped_total()
+            ),
+            Err(e) => failed = Some(anyhow::Error::new(e).context(format!("the jam server on UDP {address} failed"))),
+        }
     }
-    eprintln!("tutti: jam server listening on UDP {} (Ctrl-C to stop)", server.local_addr());
-    let stats = server.wait().context("the jam server failed")?;
-    debug_assert!(stop.load(Ordering::Relaxed));
-    eprintln!(
-        "tutti: jam server stopped after {} datagrams in, {} out, {} dropped",
-        stats.datagrams_in,
-        stats.datagrams_out,
-        stats.dropped_total()
-    );
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]
@@ -337,6 +379,21 @@ mod tests {
         let s = settings(&["--config", f.arg(), "-p", "23001", "-w", "from flag"]).unwrap();
         assert_eq!(s.options.bind.port(), 23001);
         assert_eq!(s.options.config.welcome_message.as_deref(), Some("from flag"));
+    }
+
+    #[test]
+    fn several_server_tables_run_several_servers() {
+        let file = config_file("[[server]]\nport = 23001\n\n[[server]]\nport = 23002\nnumchannels = 150\n\n[lobby]\n");
+        let cli = Cli::try_parse_from(["server", "--config", file.arg(), "-u", "20"]).unwrap();
+        let all = cli.args.all_settings().unwrap();
+        let ports: Vec<u16> = all.iter().map(|s| s.options.bind.port()).collect();
+        assert_eq!(ports, [23001, 23002]);
+        assert!(all.iter().all(|s| s.options.config.max_channels == 20), "flags apply to every table");
+        let err = settings(&["--config", file.arg(), "-p", "23000"]).unwrap_err().to_string();
+        assert!(err.contains("own port"), "{err}");
+        let same = config_file("[[server]]\nport = 23001\n[[server]]\nport = 23001\n");
+        let err = settings(&["--config", same.arg()]).unwrap_err().to_string();
+        assert!(err.contains("port 23001"), "{err}");
     }
 
     #[test]
