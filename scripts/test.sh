@@ -20,8 +20,9 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # --- what the tests need -------------------------------------------------------------------------
 # Debian packages: a C compiler for the vendored libopus (crates/opus-sys); the real Jamulus 3.9.1
-# (client and server) and JACK with its dummy driver for the interop tests; strace for the privacy tests.
-apt_packages=(gcc make jamulus jackd2 strace)
+# (client and server) and JACK with its dummy driver for the interop tests; strace for the privacy tests;
+# Node.js, Chromium and redis-server for the lobby's socket.io-client, browser and scale-out tests.
+apt_packages=(gcc make jamulus jackd2 strace nodejs chromium redis-server)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -33,6 +34,19 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
 fi
+if ! command -v npm >/dev/null 2>&1; then
+  step "installing npm"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq npm
+fi
+# npm packages (committed package-lock.json) of the lobby's Node tests and benchmark anchor.
+for d in crates/tutti/tests/lobby_support/js; do
+  if [ ! -f "$d/node_modules/.package-lock.json" ] || [ "$d/package-lock.json" -nt "$d/node_modules/.package-lock.json" ]; then
+    step "npm ci in $d"
+    (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
 for c in rustfmt clippy; do
   if ! cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1; then
     step "installing the Rust component $c"

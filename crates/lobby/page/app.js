@@ -1,6 +1,6 @@
 // tutti lobby page: a tiny Socket.IO v5 client (WebSocket only), camera preview, matching, WebRTC and
 // text chat. Talks only to the origin it was loaded from (and to ICE servers the operator configured);
-// sets no cookies and stores nothing.
+// keeps nothing in the browser's storage.
 'use strict';
 
 // ---- Socket.IO v5 over Engine.IO v4, WebSocket transport -------------------------------------------

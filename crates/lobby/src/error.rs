@@ -60,11 +60,9 @@ impl Error {
         }
     }
 
-    /// Whether this refusal counts as a strike towards an abuse disconnect.
+    /// Whether this refusal, found by the shell, counts as a strike towards an abuse disconnect
+    /// (rate refusals are counted by [`Lobby::admit`](crate::Lobby::admit) itself).
     pub fn is_strike(&self) -> bool {
-        matches!(
-            self,
-            Error::BadPayload { .. } | Error::TooLarge { .. } | Error::RateLimited | Error::InvalidInterests { .. }
-        )
+        matches!(self, Error::BadPayload { .. } | Error::TooLarge { .. } | Error::InvalidInterests { .. })
     }
 }

@@ -1,46 +1,184 @@
-//! The Socket.IO events, each a thin translation: parse and check the payload, ask the [`Lobby`] (or the
-//! Redis queue), ack `{ok: true}` or `{error, message}`, deliver what was decided. Persistent abuse
-//! disconnects. Nothing here logs payloads, interests or addresses.
+//! The Socket.IO events, each a thin translation: check the rate and the payload, turn it into a
+//! [`Job`], carry it out, ack `{ok: true}` or `{error, message}`. Persistent abuse disconnects.
+//! Nothing here logs payloads, interests or addresses.
 //!
-//! [`Lobby`]: crate::Lobby
+//! Order: socketioxide runs every handler as its own task, so two events of one socket could be
+//! handled out of order (a chat line overtaking the one before). The work is therefore done by the
+//! [`Handled`] extractor, which socketioxide runs synchronously, in arrival order, while it reads the
+//! packet: in this process's lobby at once, or scaled out queued to the socket's own ordered worker.
+//! Handlers are registered by a connect middleware, which runs before the client learns it is
+//! connected, so that no early event is lost.
 
-use crate::hub::{Hub, Pairing};
-use crate::{Error, Interests};
+use crate::hub::{Hub, Job, Pairing, Queued};
+use crate::{Error, Interests, Limits};
 use serde_json::{json, Value};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
+use socketioxide::handler::FromMessageParts;
+use socketioxide::socket::Socket;
+use std::convert::Infallible;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::mpsc;
 
 type Shared<A> = State<Arc<Hub<A>>>;
-type Payload = TryData<Value>;
 
-/// A new socket: registered with nothing but its random id; told the online count.
-pub(crate) async fn on_connect<A: Adapter>(s: SocketRef<A>, State(hub): Shared<A>) {
+/// Before the client is told it is connected: the socket is registered with nothing but its random
+/// id, and its handlers exist.
+pub(crate) async fn register<A: Adapter>(s: SocketRef<A>, State(hub): Shared<A>) -> Result<(), Infallible> {
     hub.lobby().connect(s.id, Instant::now());
-    if matches!(hub.pairing, Pairing::Redis(_)) {
+    s.on("find", done::<Find>);
+    s.on("next", done::<Next>);
+    s.on("stop", done::<Stop>);
+    s.on("signal", done::<Signal>);
+    s.on("message", done::<Message>);
+    s.on("typing", done::<Typing>);
+    s.on_disconnect(on_disconnect::<A>);
+    if let Pairing::Redis { workers, .. } = &hub.pairing {
         // its own room, so that other processes can reach it through the adapter
         s.join(s.id.to_string());
+        let (tx, rx) = mpsc::unbounded_channel();
+        workers.lock().unwrap_or_else(|p| p.into_inner()).insert(s.id, tx);
+        tokio::spawn(redis_worker(s.clone(), hub.clone(), rx));
     }
+    Ok(())
+}
+
+/// Once connected: tell the socket how many are online.
+pub(crate) async fn on_connect<A: Adapter>(s: SocketRef<A>, State(hub): Shared<A>) {
     let count = hub.online_count().await;
     let _ = s.emit("online", &json!({ "count": count }));
-    s.on("find", on_find::<A>);
-    s.on("next", on_next::<A>);
-    s.on("stop", on_stop::<A>);
-    s.on("signal", on_signal::<A>);
-    s.on("message", on_message::<A>);
-    s.on("typing", on_typing::<A>);
-    s.on_disconnect(on_disconnect::<A>);
-    tracing::debug!(sockets = hub.lobby().counts().sockets, "socket connected");
+}
+
+/// The handler proper has nothing left to do: [`Handled`] did it.
+async fn done<E: Event>(_: Handled<E>) {}
+
+/// Extracting this carries the event `E` out (see the module header for why).
+struct Handled<E>(PhantomData<E>);
+
+impl<A: Adapter, E: Event> FromMessageParts<A> for Handled<E> {
+    type Error = Infallible;
+    fn from_message_parts(
+        s: &Arc<Socket<A>>,
+        v: &mut socketioxide_core::Value,
+        ack_id: &Option<i64>,
+    ) -> Result<Self, Infallible> {
+        let Ok(State(hub)) = Shared::<A>::from_message_parts(s, v, ack_id) else { return Ok(Handled(PhantomData)) };
+        let Ok(ack) = AckSender::from_message_parts(s, v, ack_id);
+        let Ok(socket) = SocketRef::from_message_parts(s, v, ack_id);
+        let Ok(TryData(data)) = TryData::<Value>::from_message_parts(s, v, ack_id);
+        handle(&socket, &hub, ack, || E::job(data.ok(), &hub.config.limits));
+        Ok(Handled(PhantomData))
+    }
+}
+
+/// One client event: how its payload becomes a [`Job`].
+trait Event: Send + Sync + 'static {
+    fn job(data: Option<Value>, limits: &Limits) -> Result<Job, Error>;
+}
+
+struct Find;
+struct Next;
+struct Stop;
+struct Signal;
+struct Message;
+struct Typing;
+
+fn bad(event: &'static str, reason: &str) -> Error {
+    Error::BadPayload { event, reason: reason.to_string() }
+}
+
+impl Event for Find {
+    /// `{interests?: string[]}`; a missing or null payload means no interests.
+    fn job(data: Option<Value>, limits: &Limits) -> Result<Job, Error> {
+        let raw = match data {
+            Some(Value::Object(map)) => match map.get("interests") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(tags)) => tags
+                    .iter()
+                    .map(|t| t.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| bad("find", "interests must be strings"))?,
+                Some(_) => return Err(bad("find", "interests must be an array of strings")),
+            },
+            Some(Value::Null) | None => Vec::new(),
+            Some(_) => return Err(bad("find", "expected an object")),
+        };
+        Ok(Job::Find(Interests::parse(&raw, limits)?))
+    }
+}
+
+impl Event for Next {
+    fn job(_: Option<Value>, _: &Limits) -> Result<Job, Error> {
+        Ok(Job::Next)
+    }
+}
+
+impl Event for Stop {
+    fn job(_: Option<Value>, _: &Limits) -> Result<Job, Error> {
+        Ok(Job::Stop)
+    }
+}
+
+impl Event for Signal {
+    /// `{data}`: opaque JSON, at most `signal_bytes` once encoded.
+    fn job(data: Option<Value>, limits: &Limits) -> Result<Job, Error> {
+        let data = match data {
+            Some(Value::Object(mut map)) => map.remove("data").ok_or_else(|| bad("signal", "missing `data`"))?,
+            _ => return Err(bad("signal", "expected {data}")),
+        };
+        let size = serde_json::to_vec(&data).map_or(usize::MAX, |v| v.len());
+        limits.check_signal(size)?;
+        Ok(Job::Signal(data))
+    }
+}
+
+impl Event for Message {
+    /// `{text: string}`, at most `text_chars` characters.
+    fn job(data: Option<Value>, limits: &Limits) -> Result<Job, Error> {
+        let text = match data {
+            Some(Value::Object(mut map)) => match map.remove("text") {
+                Some(Value::String(text)) => text,
+                _ => return Err(bad("message", "expected {text: string}")),
+            },
+            _ => return Err(bad("message", "expected {text: string}")),
+        };
+        limits.check_text(&text)?;
+        Ok(Job::Message(text))
+    }
+}
+
+impl Event for Typing {
+    /// `{on: bool}`.
+    fn job(data: Option<Value>, _: &Limits) -> Result<Job, Error> {
+        match &data {
+            Some(Value::Object(map)) => map.get("on").and_then(Value::as_bool).map(Job::Typing),
+            _ => None,
+        }
+        .ok_or_else(|| bad("typing", "expected {on: bool}"))
+    }
+}
+
+/// Scaled out: runs one socket's jobs in order against Redis.
+async fn redis_worker<A: Adapter>(s: SocketRef<A>, hub: Arc<Hub<A>>, mut jobs: mpsc::UnboundedReceiver<Queued<A>>) {
+    let Pairing::Redis { queue, .. } = &hub.pairing else { return };
+    while let Some((job, ack)) = jobs.recv().await {
+        let outcome = hub.run_redis(queue, s.id, job).await;
+        answer(&s, &hub, ack, outcome);
+    }
+    // the socket is gone: leave the queue and the partner, once every earlier job is done
+    let notices = queue.disconnect(s.id).await.unwrap_or_default();
+    hub.deliver(notices).await;
 }
 
 async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(hub): Shared<A>) {
-    let mut notices = hub.lobby().disconnect(s.id);
-    if let Pairing::Redis(queue) = &hub.pairing {
-        notices = queue.disconnect(s.id).await.unwrap_or_default();
+    let notices = hub.lobby().disconnect(s.id);
+    match &hub.pairing {
+        Pairing::Local => hub.deliver(notices).await,
+        // dropping the sender ends the worker, which then leaves the shared queue
+        Pairing::Redis { workers, .. } => drop(workers.lock().unwrap_or_else(|p| p.into_inner()).remove(&s.id)),
     }
-    hub.deliver(notices).await;
-    tracing::debug!(sockets = hub.lobby().counts().sockets, "socket left");
 }
 
 /// Acks the outcome; a strike-worthy refusal counts towards the abuse limit, which disconnects.
@@ -58,123 +196,26 @@ fn answer<A: Adapter>(s: &SocketRef<A>, hub: &Hub<A>, ack: AckSender<A>, outcome
     }
 }
 
-/// Reads `{interests?: string[]}`; a missing or null payload means no interests.
-fn interests(payload: &Result<Value, impl std::fmt::Display>, hub: &Hub<impl Adapter>) -> Result<Interests, Error> {
-    let raw = match payload {
-        Ok(Value::Object(map)) => match map.get("interests") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(tags)) => tags
-                .iter()
-                .map(|t| t.as_str().map(str::to_string))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| bad("find", "interests must be strings"))?,
-            Some(_) => return Err(bad("find", "interests must be an array of strings")),
-        },
-        Ok(Value::Null) | Err(_) => Vec::new(),
-        Ok(_) => return Err(bad("find", "expected an object")),
+/// Charges the event, builds its job, and carries it out (now, or queued on the socket's worker).
+fn handle<A: Adapter>(
+    s: &SocketRef<A>,
+    hub: &Arc<Hub<A>>,
+    ack: AckSender<A>,
+    job: impl FnOnce() -> Result<Job, Error>,
+) {
+    let job = match hub.admit(s.id).and_then(|()| job()) {
+        Ok(job) => job,
+        Err(error) => return answer(s, hub, ack, Err(error)),
     };
-    Interests::parse(&raw, hub.lobby().limits())
-}
-
-fn bad(event: &'static str, reason: &str) -> Error {
-    Error::BadPayload { event, reason: reason.to_string() }
-}
-
-async fn on_find<A: Adapter>(s: SocketRef<A>, TryData(d): Payload, ack: AckSender<A>, State(hub): Shared<A>) {
-    let outcome = async {
-        hub.admit(s.id)?;
-        let interests = interests(&d, &hub)?;
-        let notices = match &hub.pairing {
-            Pairing::Local => hub.lobby().find(s.id, interests, Instant::now())?,
-            Pairing::Redis(queue) => queue.find(s.id, &interests, &hub.config).await?,
-        };
-        hub.deliver(notices).await;
-        Ok(())
-    }
-    .await;
-    answer(&s, &hub, ack, outcome);
-}
-
-async fn on_next<A: Adapter>(s: SocketRef<A>, ack: AckSender<A>, State(hub): Shared<A>) {
-    let outcome = async {
-        hub.admit(s.id)?;
-        let notices = match &hub.pairing {
-            Pairing::Local => hub.lobby().next(s.id, Instant::now())?,
-            Pairing::Redis(queue) => queue.next(s.id, &hub.config).await?,
-        };
-        hub.deliver(notices).await;
-        Ok(())
-    }
-    .await;
-    answer(&s, &hub, ack, outcome);
-}
-
-async fn on_stop<A: Adapter>(s: SocketRef<A>, ack: AckSender<A>, State(hub): Shared<A>) {
-    let outcome = async {
-        hub.admit(s.id)?;
-        let notices = match &hub.pairing {
-            Pairing::Local => hub.lobby().stop(s.id)?,
-            Pairing::Redis(queue) => queue.stop(s.id).await?,
-        };
-        hub.deliver(notices).await;
-        Ok(())
-    }
-    .await;
-    answer(&s, &hub, ack, outcome);
-}
-
-/// Relays one event to the sender's partner, and only to it.
-async fn relay<A: Adapter>(
-    hub: &Hub<A>,
-    from: socketioxide::socket::Sid,
-    event: &'static str,
-    data: &Value,
-) -> Result<(), Error> {
-    let partner = hub.partner(from).await?.ok_or(Error::NoPartner)?;
-    hub.emit_to(partner, event, data).await;
-    Ok(())
-}
-
-async fn on_signal<A: Adapter>(s: SocketRef<A>, TryData(d): Payload, ack: AckSender<A>, State(hub): Shared<A>) {
-    let outcome = async {
-        hub.admit(s.id)?;
-        let data = match d {
-            Ok(Value::Object(mut map)) => map.remove("data").ok_or_else(|| bad("signal", "missing `data`"))?,
-            _ => return Err(bad("signal", "expected {data}")),
-        };
-        let size = serde_json::to_vec(&data).map_or(usize::MAX, |v| v.len());
-        hub.config.limits.check_signal(size)?;
-        relay(&hub, s.id, "signal", &json!({ "data": data })).await
-    }
-    .await;
-    answer(&s, &hub, ack, outcome);
-}
-
-async fn on_message<A: Adapter>(s: SocketRef<A>, TryData(d): Payload, ack: AckSender<A>, State(hub): Shared<A>) {
-    let outcome = async {
-        hub.admit(s.id)?;
-        let text = match &d {
-            Ok(Value::Object(map)) => map.get("text").and_then(Value::as_str),
-            _ => None,
+    match &hub.pairing {
+        Pairing::Local => {
+            let outcome = hub.run_local(s.id, job);
+            answer(s, hub, ack, outcome);
         }
-        .ok_or_else(|| bad("message", "expected {text: string}"))?;
-        hub.config.limits.check_text(text)?;
-        relay(&hub, s.id, "message", &json!({ "text": text })).await
-    }
-    .await;
-    answer(&s, &hub, ack, outcome);
-}
-
-async fn on_typing<A: Adapter>(s: SocketRef<A>, TryData(d): Payload, ack: AckSender<A>, State(hub): Shared<A>) {
-    let outcome = async {
-        hub.admit(s.id)?;
-        let on = match &d {
-            Ok(Value::Object(map)) => map.get("on").and_then(Value::as_bool),
-            _ => None,
+        Pairing::Redis { workers, .. } => {
+            if let Some(worker) = workers.lock().unwrap_or_else(|p| p.into_inner()).get(&s.id) {
+                let _ = worker.send((job, ack));
+            }
         }
-        .ok_or_else(|| bad("typing", "expected {on: bool}"))?;
-        relay(&hub, s.id, "typing", &json!({ "on": on })).await
     }
-    .await;
-    answer(&s, &hub, ack, outcome);
 }

@@ -3,35 +3,51 @@
 //! (through the Redis adapter) on another process. No lock is held across an await.
 
 use crate::redis_queue::RedisQueue;
-use crate::{Error, Lobby, LobbyConfig, Notice, Online};
+use crate::{Error, Interests, Lobby, LobbyConfig, Notice, Online};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use socketioxide::adapter::Adapter;
+use socketioxide::extract::AckSender;
 use socketioxide::socket::Sid;
 use socketioxide::SocketIo;
-use std::sync::{Mutex, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// One checked client request, ready to be carried out.
+pub(crate) enum Job {
+    Find(Interests),
+    Next,
+    Stop,
+    Signal(Value),
+    Message(String),
+    Typing(bool),
+}
+
+/// A job and where its outcome goes.
+pub(crate) type Queued<A> = (Job, AckSender<A>);
 
 /// Where matching and pairs live.
-pub(crate) enum Pairing {
-    /// In this process's [`Lobby`].
+pub(crate) enum Pairing<A: Adapter> {
+    /// In this process's [`Lobby`]; every job runs synchronously in the socket's handler, in order.
     Local,
-    /// In Redis, shared by every lobby process.
-    Redis(RedisQueue),
+    /// In Redis, shared by every lobby process; each socket's jobs run in order on its own task.
+    Redis { queue: RedisQueue, workers: Mutex<HashMap<Sid, mpsc::UnboundedSender<Queued<A>>>> },
 }
 
 /// Shared server state.
 pub(crate) struct Hub<A: Adapter> {
     pub(crate) config: LobbyConfig,
     /// Sockets of this process, their budgets and (with [`Pairing::Local`]) queue and pairs.
-    pub(crate) lobby: Mutex<Lobby<Sid>>,
-    pub(crate) pairing: Pairing,
+    lobby: Mutex<Lobby<Sid>>,
+    pub(crate) pairing: Pairing<A>,
     online: Mutex<Online>,
     io: OnceLock<SocketIo<A>>,
 }
 
 impl<A: Adapter> Hub<A> {
-    pub(crate) fn new(config: LobbyConfig, pairing: Pairing) -> Self {
+    pub(crate) fn new(config: LobbyConfig, pairing: Pairing<A>) -> Self {
         let lobby = Lobby::new(config.limits.clone(), config.fallback_wait);
         Hub { config, lobby: Mutex::new(lobby), pairing, online: Mutex::new(Online::default()), io: OnceLock::new() }
     }
@@ -44,7 +60,7 @@ impl<A: Adapter> Hub<A> {
         self.io.get().expect("the Socket.IO layer is built before any socket connects")
     }
 
-    pub(crate) fn lobby(&self) -> std::sync::MutexGuard<'_, Lobby<Sid>> {
+    pub(crate) fn lobby(&self) -> MutexGuard<'_, Lobby<Sid>> {
         self.lobby.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -58,32 +74,72 @@ impl<A: Adapter> Hub<A> {
         self.lobby().strike(id, Instant::now())
     }
 
-    /// The socket's current partner, wherever the pairs live.
-    pub(crate) async fn partner(&self, id: Sid) -> Result<Option<Sid>, Error> {
-        match &self.pairing {
-            Pairing::Local => Ok(self.lobby().partner(id)),
-            Pairing::Redis(queue) => queue.partner(id).await,
+    /// Carries out a job with the pairs in this process: synchronous, so a socket's events keep
+    /// their order.
+    pub(crate) fn run_local(&self, id: Sid, job: Job) -> Result<(), Error> {
+        let now = Instant::now();
+        let notices = match job {
+            Job::Find(interests) => self.lobby().find(id, interests, now)?,
+            Job::Next => self.lobby().next(id, now)?,
+            Job::Stop => self.lobby().stop(id)?,
+            Job::Signal(data) => return self.relay_local(id, "signal", &json!({ "data": data })),
+            Job::Message(text) => return self.relay_local(id, "message", &json!({ "text": text })),
+            Job::Typing(on) => return self.relay_local(id, "typing", &json!({ "on": on })),
+        };
+        for (to, event, data) in notices.into_iter().map(notice_event) {
+            self.emit_local(to, event, &data);
+        }
+        Ok(())
+    }
+
+    fn relay_local(&self, from: Sid, event: &'static str, data: &Value) -> Result<(), Error> {
+        let partner = self.lobby().partner(from).ok_or(Error::NoPartner)?;
+        self.emit_local(partner, event, data);
+        Ok(())
+    }
+
+    /// Carries out a job with the pairs in Redis.
+    pub(crate) async fn run_redis(&self, queue: &RedisQueue, id: Sid, job: Job) -> Result<(), Error> {
+        let notices = match job {
+            Job::Find(interests) => queue.find(id, &interests, &self.config).await?,
+            Job::Next => queue.next(id, &self.config).await?,
+            Job::Stop => queue.stop(id).await?,
+            Job::Signal(data) => return self.relay_redis(queue, id, "signal", &json!({ "data": data })).await,
+            Job::Message(text) => return self.relay_redis(queue, id, "message", &json!({ "text": text })).await,
+            Job::Typing(on) => return self.relay_redis(queue, id, "typing", &json!({ "on": on })).await,
+        };
+        self.deliver(notices).await;
+        Ok(())
+    }
+
+    async fn relay_redis(&self, queue: &RedisQueue, from: Sid, event: &'static str, data: &Value) -> Result<(), Error> {
+        let partner = queue.partner(from).await?.ok_or(Error::NoPartner)?;
+        self.emit_anywhere(partner, event, data).await;
+        Ok(())
+    }
+
+    /// Emits to a socket of this process (a socket that is gone is skipped).
+    fn emit_local<T: Serialize + ?Sized>(&self, to: Sid, event: &'static str, data: &T) -> bool {
+        match self.io().get_socket(to) {
+            Some(socket) => {
+                let _ = socket.emit(event, data);
+                true
+            }
+            None => false,
         }
     }
 
-    /// Emits one event to one socket: directly when it is connected here, else through the adapter.
-    pub(crate) async fn emit_to<T: Serialize + ?Sized>(&self, to: Sid, event: &'static str, data: &T) {
-        if let Some(socket) = self.io().get_socket(to) {
-            let _ = socket.emit(event, data);
-        } else if matches!(self.pairing, Pairing::Redis(_)) {
+    /// Emits to a socket here or, through the adapter, on another process.
+    async fn emit_anywhere<T: Serialize + ?Sized>(&self, to: Sid, event: &'static str, data: &T) {
+        if !self.emit_local(to, event, data) && matches!(self.pairing, Pairing::Redis { .. }) {
             let _ = self.io().to(to.to_string()).emit(event, data).await;
         }
     }
 
     /// Delivers what an operation decided.
     pub(crate) async fn deliver(&self, notices: Vec<Notice<Sid>>) {
-        for notice in notices {
-            match notice {
-                Notice::Matched { to, initiator, common, .. } => {
-                    self.emit_to(to, "matched", &json!({ "initiator": initiator, "common": common })).await;
-                }
-                Notice::PartnerLeft { to } => self.emit_to(to, "partner_left", &json!({})).await,
-            }
+        for (to, event, data) in notices.into_iter().map(notice_event) {
+            self.emit_anywhere(to, event, &data).await;
         }
     }
 
@@ -92,11 +148,11 @@ impl<A: Adapter> Hub<A> {
         let local = self.lobby().counts().sockets;
         match &self.pairing {
             Pairing::Local => local,
-            Pairing::Redis(queue) => queue.online(local).await.unwrap_or(local),
+            Pairing::Redis { queue, .. } => queue.online(local).await.unwrap_or(local),
         }
     }
 
-    /// Broadcasts the online count if it changed since the last broadcast.
+    /// Broadcasts the online count to this process's sockets if it changed since the last broadcast.
     pub(crate) async fn broadcast_online(&self) {
         let count = self.online_count().await;
         let due = self.online.lock().unwrap_or_else(|p| p.into_inner()).due(count);
@@ -109,8 +165,17 @@ impl<A: Adapter> Hub<A> {
     pub(crate) async fn tick(&self) {
         let notices = match &self.pairing {
             Pairing::Local => self.lobby().tick(Instant::now()),
-            Pairing::Redis(queue) => queue.tick(&self.config).await.unwrap_or_default(),
+            Pairing::Redis { queue, .. } => queue.tick(&self.config).await.unwrap_or_default(),
         };
         self.deliver(notices).await;
+    }
+}
+
+fn notice_event(notice: Notice<Sid>) -> (Sid, &'static str, Value) {
+    match notice {
+        Notice::Matched { to, initiator, common, .. } => {
+            (to, "matched", json!({ "initiator": initiator, "common": common }))
+        }
+        Notice::PartnerLeft { to } => (to, "partner_left", json!({})),
     }
 }

@@ -8,6 +8,7 @@ use axum::routing::get;
 use axum::Router;
 use socketioxide::adapter::Adapter;
 use socketioxide::adapter::LocalAdapter;
+use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::{SocketIo, SocketIoBuilder};
 use socketioxide_redis::{RedisAdapter, RedisAdapterCtr};
@@ -49,7 +50,7 @@ impl LobbyServer {
                 let hub = Arc::new(Hub::new(config, Pairing::Local));
                 let (layer, io) = configure(SocketIo::builder(), &hub).build_layer();
                 hub.set_io(io.clone());
-                io.ns("/", handlers::on_connect::<LocalAdapter>);
+                io.ns("/", handlers::on_connect::<LocalAdapter>.with(handlers::register::<LocalAdapter>));
                 run(listener, hub, layer, shutdown).await
             }
             Some(url) => {
@@ -58,11 +59,13 @@ impl LobbyServer {
                 let adapter =
                     RedisAdapterCtr::new_with_redis(&client).await.map_err(|e| Error::Redis(e.to_string()))?;
                 let queue = RedisQueue::connect(&client).await?;
-                let hub = Arc::new(Hub::new(config, Pairing::Redis(queue)));
+                let hub = Arc::new(Hub::new(config, Pairing::Redis { queue, workers: Default::default() }));
                 let builder = SocketIo::builder().with_adapter::<RedisAdapter<_>>(adapter);
                 let (layer, io) = configure(builder, &hub).build_layer();
                 hub.set_io(io.clone());
-                io.ns("/", handlers::on_connect::<RedisAdapter<_>>).await.map_err(|e| Error::Redis(e.to_string()))?;
+                io.ns("/", handlers::on_connect::<RedisAdapter<_>>.with(handlers::register::<RedisAdapter<_>>))
+                    .await
+                    .map_err(|e| Error::Redis(e.to_string()))?;
                 run(listener, hub, layer, shutdown).await
             }
         }
@@ -110,7 +113,7 @@ async fn run<A: Adapter>(
         .layer(layer);
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(Error::Serve);
     timers.abort();
-    if let Pairing::Redis(queue) = &hub.pairing {
+    if let Pairing::Redis { queue, .. } = &hub.pairing {
         queue.leave().await;
     }
     result

@@ -1,0 +1,15 @@
+//! The official Node `socket.io-client` (npm) holds a scripted conversation with `tutti lobby`:
+//! find with interests, matched, signal, typing, messages both ways, an error ack, next, stop.
+
+mod lobby_support;
+
+use lobby_support::{node, Lobby};
+use std::time::Duration;
+
+#[test]
+fn official_socket_io_client_converses() {
+    let lobby = Lobby::start(&[]);
+    let (ok, output) = node("conversation.mjs", &[&lobby.url()], Duration::from_secs(30));
+    assert!(ok && output.contains("conversation ok"), "the socket.io-client conversation failed:\n{output}");
+    lobby.wait_stats(serde_json::json!({ "sockets": 0, "waiting": 0, "pairs": 0 }), Duration::from_secs(5));
+}
