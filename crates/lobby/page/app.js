@@ -144,7 +144,9 @@ async function camera() {
     localStream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
     ui.local.srcObject = localStream;
   } catch (e) {
-    setStatus('Camera or microphone not available (' + (e && e.name || 'denied') + '). You can still chat by text; allow the camera in your browser to be seen.', true);
+    const camnote = $('camnote');
+    camnote.textContent = 'Camera or microphone not available (' + (e && e.name || 'denied') + '). You can still chat by text; allow the camera in your browser\'s site settings to be seen, then reload.';
+    camnote.hidden = false;
     document.body.dataset.camera = 'denied';
     return false;
   }

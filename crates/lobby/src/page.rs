@@ -30,13 +30,14 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     )
 }
 
-/// The page's routes: `/`, `/app.js`, `/style.css`, `/config.json`.
+/// The page's routes: `/`, `/app.js`, `/style.css`, `/config.json` (and an empty `/favicon.ico`).
 pub fn routes(ice_servers: Vec<IceServer>) -> Router {
     let config = json!({ "iceServers": ice_servers }).to_string();
     Router::new()
         .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX) }))
         .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP) }))
         .route("/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE) }))
+        .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
         .route(
             "/config.json",
             get(move || {
