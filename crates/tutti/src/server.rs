@@ -127,6 +127,7 @@ pub struct Settings {
 
 impl Args {
     /// The first (or only) server's settings.
+    #[cfg(test)]
     pub fn settings(&self) -> anyhow::Result<Settings> {
         let mut all = self.all_settings()?;
         Ok(all.remove(0))
