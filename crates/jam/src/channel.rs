@@ -10,7 +10,7 @@ use crate::mix::{CENTRE_PAN, UNITY_GAIN};
 use std::net::SocketAddr;
 use std::time::Instant;
 use tutti_codec::{Channels, CodecError, Decoder, FrameSize, MAX_PACKET_BYTES};
-use tutti_proto::message::Profile;
+use tutti_proto::message::{Profile, RecorderState};
 use tutti_proto::{AudioFormat, Link};
 
 /// The protocol's channel maximum.
@@ -40,6 +40,10 @@ pub(crate) struct Channel {
     pub out_counter: u8,
     /// The shared mix this listener heard last tick.
     pub mix: Option<usize>,
+    /// The last RECORDER_STATE that left the link for the outbox, and the last one the IO shell
+    /// took from the outbox (sent): only a channel told "recording" is recorded.
+    pub notice_queued: Option<RecorderState>,
+    pub notice_sent: Option<RecorderState>,
 }
 
 impl Channel {
@@ -60,6 +64,8 @@ impl Channel {
             meter: LevelMeter::default(),
             out_counter: 0,
             mix: None,
+            notice_queued: None,
+            notice_sent: None,
         }
     }
 

@@ -12,6 +12,7 @@ use crate::level;
 use crate::mix::{gain_from_wire, pan_from_wire};
 use crate::outbox::Outbox;
 use crate::personal_mix::{fill_key, key_hash, MixFormat, SharedMix, TickInput};
+use crate::recording::{RecordedFrame, RecordingTap};
 use crate::registration::{Registrar, RegistrationConfig};
 use crate::stats::{DropReason, Stats};
 use rayon::prelude::*;
@@ -124,6 +125,8 @@ pub struct Server {
     placed: Vec<bool>,
     datagram: Vec<u8>,
     levels: Vec<u8>,
+    /// Receives the recorded input while the recorder state is `Recording`.
+    tap: Option<Box<dyn RecordingTap>>,
 }
 
 impl Server {
@@ -165,6 +168,7 @@ impl Server {
             placed: vec![false; MAX_CHANNELS],
             datagram: Vec::with_capacity(MAX_DATAGRAM),
             levels: Vec::with_capacity(MAX_CHANNELS),
+            tap: None,
         }
     }
 
@@ -213,12 +217,30 @@ impl Server {
         self.config.welcome_message = message;
     }
 
-    /// Changes the recorder state and tells every client.
+    /// Changes the recorder state and tells every client. While the state is `Recording`, each
+    /// channel's input goes to the recording tap from the first tick after its notice was sent.
     pub fn set_recorder_state(&mut self, now: Instant, state: RecorderState) {
+        if state == self.config.recorder_state {
+            return;
+        }
         self.config.recorder_state = state;
         for i in self.connected_indices() {
             self.send(now, i, &Message::RecorderState(state));
         }
+    }
+
+    pub fn recorder_state(&self) -> RecorderState {
+        self.config.recorder_state
+    }
+
+    /// Installs (or removes) the recorder that receives every notified channel's input.
+    pub fn set_recording_tap(&mut self, tap: Option<Box<dyn RecordingTap>>) {
+        self.tap = tap;
+    }
+
+    /// Takes the recorder back out.
+    pub fn take_recording_tap(&mut self) -> Option<Box<dyn RecordingTap>> {
+        self.tap.take()
     }
 
     // ----------------------------------------------------------------------------------------------
@@ -480,6 +502,7 @@ impl Server {
             self.levels.clear();
         }
         self.decode(tick, level_tick);
+        self.record(tick);
         self.place_listeners(tick);
         self.render(tick);
         self.send_mixes();
@@ -525,6 +548,34 @@ impl Server {
             if let (true, Some(level)) = (self.channels[slot].is_some(), source.level) {
                 self.levels.push(level);
             }
+        }
+    }
+
+    /// Tick step 1b: hands the decoded input of every channel that was told it is being recorded to
+    /// the recording tap.
+    fn record(&mut self, tick: usize) {
+        if self.config.recorder_state != RecorderState::Recording {
+            return;
+        }
+        let Some(tap) = self.tap.as_mut() else { return };
+        let span = tick * 2;
+        let mut any = false;
+        for (slot, channel) in self.channels.iter().enumerate() {
+            let Some(c) = channel.as_ref().filter(|c| c.notice_sent == Some(RecorderState::Recording)) else {
+                continue;
+            };
+            let n = usize::from(self.sources[slot].channels);
+            if n == 0 {
+                continue;
+            }
+            let samples = &self.inputs[slot * span..slot * span + tick * n];
+            let frame =
+                RecordedFrame { channel: c.id, address: c.address, name: c.name(), audio_channels: n as u8, samples };
+            tap.frame(self.tick_count, frame);
+            any = true;
+        }
+        if any {
+            tap.end_tick(self.tick_count);
         }
     }
 
@@ -659,6 +710,9 @@ impl Server {
             self.broadcast_client_list(now);
             if self.by_address.is_empty() {
                 self.events.push_back(Event::Idle);
+                if let Some(tap) = self.tap.as_mut() {
+                    tap.idle();
+                }
             }
         }
     }
@@ -677,6 +731,9 @@ impl Server {
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, &[u8])> {
+        if self.outbox.len() == 0 {
+            self.notices_sent();
+        }
         let next = self.outbox.pop();
         if next.is_some() {
             self.stats.datagrams_out += 1;
@@ -694,6 +751,14 @@ impl Server {
     pub fn clear_transmits(&mut self) {
         self.stats.datagrams_out += self.outbox.len() as u64;
         self.outbox.clear();
+        self.notices_sent();
+    }
+
+    /// The outbox was handed out entirely: every RECORDER_STATE queued so far has been sent.
+    fn notices_sent(&mut self) {
+        for channel in self.channels.iter_mut().flatten() {
+            channel.notice_sent = channel.notice_queued;
+        }
     }
 
     /// Datagrams waiting in `poll_transmit`.
@@ -745,6 +810,11 @@ impl Server {
     fn flush_link(&mut self, index: usize) {
         let Some(channel) = self.channels[index].as_mut() else { return };
         while let Some(datagram) = channel.link.poll_transmit() {
+            if let Some(frame) = Frame::parse(&datagram).filter(|f| f.id == tutti_proto::message::id::RECORDER_STATE) {
+                if let Ok(Message::RecorderState(state)) = Message::decode(frame.id, frame.data) {
+                    channel.notice_queued = Some(state);
+                }
+            }
             self.outbox.push(channel.address, &datagram);
         }
     }

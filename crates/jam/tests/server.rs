@@ -3,8 +3,12 @@
 
 use std::f32::consts::TAU;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tutti_jam::{Client, ClientConfig, ClientEvent, DropReason, Event, Server, ServerConfig, TimeOfDay};
+use tutti_jam::{
+    Client, ClientConfig, ClientEvent, DropReason, Event, RecordedFrame, RecordingTap, Server, ServerConfig, TimeOfDay,
+};
 use tutti_proto::message::{id, Profile, RecorderState, SkillLevel};
 use tutti_proto::{AudioCodec, Datagram, Message};
 
@@ -26,6 +30,8 @@ struct Peer {
     events: Vec<ClientEvent>,
     audio_datagrams: u64,
     sending: bool,
+    /// Values of `Net::seq` when each RECORDER_STATE "recording" reached this peer.
+    recording_notices: Vec<u64>,
 }
 
 struct Net {
@@ -34,6 +40,8 @@ struct Net {
     now: Instant,
     step: u64,
     server_events: Vec<Event>,
+    /// Counts datagrams delivered from the server (a clock for ordering, shared with taps).
+    seq: Arc<AtomicU64>,
 }
 
 fn server_address() -> SocketAddr {
@@ -50,7 +58,14 @@ fn eleven_pm() -> TimeOfDay {
 
 impl Net {
     fn new(config: ServerConfig) -> Self {
-        Net { server: Server::new(config), peers: Vec::new(), now: Instant::now(), step: 0, server_events: Vec::new() }
+        Net {
+            server: Server::new(config),
+            peers: Vec::new(),
+            now: Instant::now(),
+            step: 0,
+            server_events: Vec::new(),
+            seq: Arc::default(),
+        }
     }
 
     fn add(&mut self, port: u16, config: ClientConfig, tone: Option<f32>) -> usize {
@@ -67,6 +82,7 @@ impl Net {
             events: Vec::new(),
             audio_datagrams: 0,
             sending: true,
+            recording_notices: Vec::new(),
         });
         self.peers.len() - 1
     }
@@ -128,10 +144,14 @@ impl Net {
                 moved = true;
                 let bytes = bytes.to_vec();
                 let Some(peer) = self.peers.iter_mut().find(|p| p.address == to) else { continue };
+                let seq = self.seq.fetch_add(1, Ordering::SeqCst);
                 match Datagram::classify(&bytes) {
                     Datagram::Protocol(f) => {
                         if f.id != id::ACKN {
                             if let Ok(m) = Message::decode(f.id, f.data) {
+                                if m == Message::RecorderState(RecorderState::Recording) {
+                                    peer.recording_notices.push(seq);
+                                }
                                 peer.messages.push(m);
                             }
                             peer.raw_protocol.push(bytes.clone());
@@ -527,4 +547,112 @@ fn listeners_with_equal_settings_share_one_encode_also_on_several_threads() {
         assert!((rms_tail(net.peer(others[0]), 0.3, 0) / (0.5 * full) - 1.0).abs() < 0.2, "half level for it");
         assert!((rms_tail(net.peer(others[1]), 0.3, 0) / full - 1.0).abs() < 0.2, "full level for the rest");
     }
+}
+
+/// What a recording tap saw: (value of `Net::seq` at the time, address, audio channels, RMS).
+#[derive(Default)]
+struct Taken {
+    frames: Vec<(u64, SocketAddr, u8, f32)>,
+    ticks: u64,
+    idles: u32,
+}
+
+struct TestTap {
+    seq: Arc<AtomicU64>,
+    taken: Arc<Mutex<Taken>>,
+}
+
+impl RecordingTap for TestTap {
+    fn frame(&mut self, _tick: u64, f: RecordedFrame<'_>) {
+        let rms = (f.samples.iter().map(|s| s * s).sum::<f32>() / f.samples.len() as f32).sqrt();
+        assert_eq!(f.samples.len(), 128 * usize::from(f.audio_channels), "one tick per frame");
+        let seq = self.seq.load(Ordering::SeqCst);
+        self.taken.lock().unwrap().frames.push((seq, f.address, f.audio_channels, rms));
+    }
+    fn end_tick(&mut self, _tick: u64) {
+        self.taken.lock().unwrap().ticks += 1;
+    }
+    fn idle(&mut self) {
+        self.taken.lock().unwrap().idles += 1;
+    }
+}
+
+fn first_frame(taken: &Taken, address: SocketAddr, after: u64) -> Option<u64> {
+    taken.frames.iter().filter(|f| f.1 == address && f.0 >= after).map(|f| f.0).next()
+}
+
+#[test]
+fn no_sample_is_recorded_before_the_recording_notice_went_out_to_that_client() {
+    let mut net = Net::new(ServerConfig { recorder_state: RecorderState::Recording, ..ServerConfig::default() });
+    let taken = Arc::new(Mutex::new(Taken::default()));
+    net.server.set_recording_tap(Some(Box::new(TestTap { seq: net.seq.clone(), taken: taken.clone() })));
+    let a = net.add(22300, ClientConfig { profile: profile("Alice"), ..opus64() }, Some(440.0));
+    net.run(Duration::from_millis(200));
+    let b =
+        net.add(22301, ClientConfig { profile: profile("Bob"), channels: 2, ..ClientConfig::default() }, Some(660.0));
+    net.run(Duration::from_millis(300));
+    {
+        let t = taken.lock().unwrap();
+        for p in [a, b] {
+            let peer = &net.peers[p];
+            let notice = *peer.recording_notices.first().expect("the client was told it is recorded");
+            assert!(
+                t.frames.iter().filter(|f| f.1 == peer.address).all(|f| f.0 > notice),
+                "a frame of {} was recorded before its notice went out",
+                peer.address
+            );
+            let frames: Vec<_> = t.frames.iter().filter(|f| f.1 == peer.address).collect();
+            assert!(frames.len() > 50, "{} recorded ({} frames)", peer.address, frames.len());
+            assert!(frames.last().unwrap().3 > 0.1, "the tone is in the recorded input");
+        }
+        assert!(t.frames.iter().any(|f| f.1 == net.peers[b].address && f.2 == 2), "stereo stays stereo");
+    }
+    // Stopped: nothing more is recorded. Started again: only after the new notice went out.
+    net.server.set_recorder_state(net.now, RecorderState::NotEnabled);
+    let stopped_at = net.seq.load(Ordering::SeqCst);
+    net.run(Duration::from_millis(100));
+    assert!(taken.lock().unwrap().frames.iter().all(|f| f.0 <= stopped_at), "nothing recorded while stopped");
+    assert!(net.peers[a].messages.contains(&Message::RecorderState(RecorderState::NotEnabled)));
+    let restarted_at = net.seq.load(Ordering::SeqCst);
+    net.server.set_recorder_state(net.now, RecorderState::Recording);
+    net.run(Duration::from_millis(100));
+    {
+        let t = taken.lock().unwrap();
+        for peer in &net.peers {
+            let notice = *peer.recording_notices.last().unwrap();
+            assert!(notice >= restarted_at, "a second notice went out");
+            let first = first_frame(&t, peer.address, restarted_at).expect("recorded again");
+            assert!(first > notice, "recording resumed only after the second notice went out");
+        }
+    }
+    // Everybody leaves: the session ends.
+    for peer in &mut net.peers {
+        peer.sending = false;
+    }
+    net.run(Duration::from_secs(31));
+    assert_eq!(taken.lock().unwrap().idles, 1, "the recorder heard that the server went idle");
+}
+
+#[test]
+fn a_client_that_never_gets_the_notice_is_never_recorded() {
+    // A client whose link never acknowledges anything: the connect sequence stalls before
+    // RECORDER_STATE, so its audio must never reach the recorder.
+    let mut net = Net::new(ServerConfig { recorder_state: RecorderState::Recording, ..ServerConfig::default() });
+    let taken = Arc::new(Mutex::new(Taken::default()));
+    net.server.set_recording_tap(Some(Box::new(TestTap { seq: net.seq.clone(), taken: taken.clone() })));
+    let mut client = Client::new(server_address(), opus64()).unwrap();
+    let from = SocketAddr::from(([127, 0, 0, 1], 22302));
+    let mut now = net.now;
+    for _ in 0..400 {
+        now += STEP * 2;
+        client.send_audio(now, &vec![0.25; client.frame_len()]).unwrap();
+        client.handle_timeout(now);
+        while let Some(d) = client.poll_transmit() {
+            net.server.handle_datagram(now, from, &d);
+        }
+        net.server.handle_timeout(now);
+        while net.server.poll_transmit().is_some() {} // everything the server sends is lost
+    }
+    assert_eq!(net.server.connected_clients(), 1);
+    assert!(taken.lock().unwrap().frames.is_empty(), "recorded a client that was never told");
 }
