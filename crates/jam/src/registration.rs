@@ -187,6 +187,11 @@ impl Registrar {
         }
     }
 
+    /// What is registered.
+    pub fn info(&self) -> &ServerInfo {
+        &self.config.info
+    }
+
     /// Name, city or country changed: one transmission if registered (no retry cycle).
     pub fn set_info(&mut self, name: String, city: String, country: u16) {
         let info = &mut self.config.info;

@@ -193,6 +193,12 @@ impl Server {
         Duration::from_nanos(self.tick_samples() as u64 * 1_000_000_000 / 48_000)
     }
 
+    /// Audio frames since the start, over all clients: (arrived too late, missing and concealed).
+    pub fn frames_late_and_lost(&self) -> (u64, u64) {
+        let live = self.channels.iter().flatten().map(|c| (c.jitter.late, c.jitter.lost));
+        live.fold((self.stats.departed_frames_late, self.stats.departed_frames_lost), |(a, b), (l, m)| (a + l, b + m))
+    }
+
     pub fn connected_clients(&self) -> usize {
         self.by_address.len()
     }
@@ -697,6 +703,8 @@ impl Server {
             if let Some(timed_out) = gone {
                 if let Some(channel) = self.channels[index].take() {
                     self.by_address.remove(&channel.address);
+                    self.stats.departed_frames_late += channel.jitter.late;
+                    self.stats.departed_frames_lost += channel.jitter.lost;
                     self.events.push_back(Event::ClientDisconnected {
                         channel: channel.id,
                         address: channel.address,

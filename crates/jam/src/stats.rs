@@ -73,6 +73,9 @@ pub struct Stats {
     pub ticks: u64,
     /// Ticks that ran more than one period late (the caller could not keep up).
     pub late_ticks: u64,
+    /// Audio frames of clients that have left: arrived after their turn / missing and concealed.
+    pub departed_frames_late: u64,
+    pub departed_frames_lost: u64,
     dropped: [u64; DropReason::ALL.len()],
 }
 

@@ -9,8 +9,11 @@ pub mod connection_log;
 pub mod directory;
 pub mod loadgen;
 pub mod process;
+pub mod recorder;
 pub mod server;
+pub mod server_control;
 pub mod server_list;
+pub mod server_metrics;
 mod socket;
 
 pub use client::{AudioSink, AudioSource, Command, RunningClient};

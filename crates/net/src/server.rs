@@ -8,11 +8,14 @@
 
 use crate::batch::{send_all, RecvBatch, BATCH};
 use crate::connection_log::ConnectionLog;
+use crate::server_control::{RecordingControl, ServerCommand, ServerSnapshot};
+use crate::server_metrics::ServerMetrics;
 use crate::socket::bind_udp;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,8 +23,10 @@ use tracing::{info, warn};
 use tutti_jam::{Event, Server, ServerConfig, Stats};
 use tutti_proto::frame::MAX_DATAGRAM;
 
-/// How often an idle server looks at its stop flag.
-const IDLE_WAIT: Duration = Duration::from_millis(200);
+/// How often an idle server looks at its stop flag and its commands.
+const IDLE_WAIT: Duration = Duration::from_millis(50);
+/// How often the counters are copied for `--metrics`.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
 /// Everything needed to run a server on a socket.
 #[derive(Debug, Clone)]
@@ -34,11 +39,26 @@ pub struct ServerOptions {
     pub qos: u8,
     /// Send CLM_DISCONNECTION to every client on quit (`--discononquit`).
     pub disconnect_on_quit: bool,
+    /// Recording folder (`--recording`), checked to be usable before the server starts; none by default.
+    pub recording: Option<PathBuf>,
+    /// Record from the start (false with `--norecord`).
+    pub record: bool,
+    /// The server name for JSON-RPC `getServerProfile` (`--serverinfo`).
+    pub server_name: String,
 }
 
 impl ServerOptions {
     pub fn new(bind: SocketAddr, config: ServerConfig) -> Self {
-        ServerOptions { bind, config, log_file: None, qos: 128, disconnect_on_quit: false }
+        ServerOptions {
+            bind,
+            config,
+            log_file: None,
+            qos: 128,
+            disconnect_on_quit: false,
+            recording: None,
+            record: true,
+            server_name: String::new(),
+        }
     }
 }
 
@@ -46,6 +66,8 @@ impl ServerOptions {
 pub struct RunningServer {
     local_addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    commands: Sender<ServerCommand>,
+    metrics: Arc<ServerMetrics>,
     thread: JoinHandle<io::Result<Stats>>,
 }
 
@@ -62,12 +84,36 @@ impl RunningServer {
                 None => None,
             };
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("jam-server-{}", local_addr.port()))
-            .spawn(move || serve(socket, Server::new(options.config), flag, log, options.disconnect_on_quit))?;
+        let (commands, inbox) = channel();
+        let metrics = Arc::new(ServerMetrics::default());
+        let shell = Shell {
+            stop: stop.clone(),
+            log,
+            inbox,
+            metrics: metrics.clone(),
+            disconnect_on_quit: options.disconnect_on_quit,
+            server_name: options.server_name,
+        };
+        let (recording, record) = (options.recording, options.record);
+        let config = options.config;
+        let thread =
+            std::thread::Builder::new().name(format!("jam-server-{}", local_addr.port())).spawn(move || {
+                let mut server = Server::new(config);
+                let recording = RecordingControl::new(&mut server, Instant::now(), recording, record);
+                serve(socket, server, recording, shell)
+            })?;
         info!(%local_addr, "jam server listening");
-        Ok(RunningServer { local_addr, stop, thread })
+        Ok(RunningServer { local_addr, stop, commands, metrics, thread })
+    }
+
+    /// Where to send requests for the server thread (JSON-RPC, signals).
+    pub fn commands(&self) -> Sender<ServerCommand> {
+        self.commands.clone()
+    }
+
+    /// The numbers the server publishes for `--metrics`.
+    pub fn metrics(&self) -> Arc<ServerMetrics> {
+        self.metrics.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -91,13 +137,19 @@ impl RunningServer {
     }
 }
 
-fn serve(
-    socket: UdpSocket,
-    mut server: Server,
+/// The server thread's own state besides the jam server.
+struct Shell {
     stop: Arc<AtomicBool>,
-    mut log: Option<ConnectionLog>,
+    log: Option<ConnectionLog>,
+    inbox: Receiver<ServerCommand>,
+    metrics: Arc<ServerMetrics>,
     disconnect_on_quit: bool,
-) -> io::Result<Stats> {
+    server_name: String,
+}
+
+fn serve(socket: UdpSocket, mut server: Server, mut recording: RecordingControl, shell: Shell) -> io::Result<Stats> {
+    let Shell { stop, mut log, inbox, metrics, disconnect_on_quit, mut server_name } = shell;
+    let mut published = Instant::now();
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     let mut batch = RecvBatch::new(MAX_DATAGRAM + 1);
     let mut nonblocking = false;
@@ -138,9 +190,28 @@ fn serve(
                 }
             }
         }
-        server.handle_timeout(Instant::now());
+        let ticks = server.stats().ticks;
+        let started = Instant::now();
+        server.handle_timeout(started);
+        let ran = server.stats().ticks - ticks;
+        if ran > 0 && server.connected_clients() > 0 {
+            metrics.observe_tick(started.elapsed() / ran as u32);
+        }
+        while let Ok(command) = inbox.try_recv() {
+            let now = Instant::now();
+            if !recording.handle(&mut server, now, &command) {
+                handle_command(&mut server, &recording, &mut server_name, command);
+            }
+        }
+        recording.poll(&mut server, Instant::now());
         transmit(&socket, &mut server);
         report(&mut server, &mut log);
+        if published.elapsed() >= PUBLISH_EVERY {
+            published = Instant::now();
+            let (late, lost) = server.frames_late_and_lost();
+            let state = recording.state() as u8;
+            metrics.publish(server.stats(), server.connected_clients(), state, late, lost);
+        }
         if let Some(status) = server.poll_registration_change() {
             info!(status = status.as_str(), "directory registration");
         }
@@ -151,8 +222,30 @@ fn serve(
         server.disconnect_all();
         transmit(&socket, &mut server);
     }
+    recording.shutdown(&mut server);
     info!("jam server stopped");
     Ok(server.stats().clone())
+}
+
+/// Requests that are not about recording.
+fn handle_command(server: &mut Server, recording: &RecordingControl, name: &mut String, command: ServerCommand) {
+    match command {
+        ServerCommand::SetWelcomeMessage(text) => server.set_welcome_message(Some(text).filter(|t| !t.is_empty())),
+        ServerCommand::SetServerName(new) => {
+            server.set_server_name(new.clone());
+            *name = new;
+        }
+        ServerCommand::Snapshot(reply) => {
+            let _ = reply.send(ServerSnapshot {
+                clients: server.clients(),
+                recorder: recording.status(),
+                welcome_message: server.config().welcome_message.clone().unwrap_or_default(),
+                server_name: name.clone(),
+                registration: server.registration_status().map(|s| s.as_str()),
+            });
+        }
+        _ => {}
+    }
 }
 
 /// One datagram, or `None` when nothing is waiting (or the wait timed out).

@@ -5,10 +5,12 @@ mod audio_args;
 mod client;
 mod directory;
 mod inspect;
+mod jsonrpc;
 #[allow(dead_code)] // `list::run` is for `tutti client --list HOST[:PORT]`
 mod list;
 mod loadgen;
 mod lobby;
+mod metrics;
 mod server;
 
 use clap::{Parser, Subcommand};

@@ -59,18 +59,25 @@ pub struct Args {
     /// Public IPv4 address to register with the directory (instead of the local address towards it).
     #[arg(long, value_name = "IP")]
     pub serverpublicip: Option<Ipv4Addr>,
-    /// Record every client to this directory. Not available in this version.
+    /// Record every client (one WAV per musician, plus REAPER/Audacity projects) into a new folder
+    /// under DIR per session. Clients are told before anything of theirs is written. Off by default.
     #[arg(short = 'R', long, value_name = "DIR")]
     pub recording: Option<PathBuf>,
-    /// Start with recording disabled.
+    /// With --recording: start with recording switched off (JSON-RPC or SIGUSR2 switch it on).
     #[arg(long)]
     pub norecord: bool,
-    /// JSON-RPC TCP port. Not available in this version.
+    /// Serve JSON-RPC (Jamulus' API) on this TCP port; needs --jsonrpcsecretfile. Off by default.
     #[arg(long, value_name = "PORT")]
     pub jsonrpcport: Option<u16>,
-    /// JSON-RPC secret file. Not available in this version.
+    /// File whose first line (at least 16 characters) is the JSON-RPC secret.
     #[arg(long, value_name = "FILE")]
     pub jsonrpcsecretfile: Option<PathBuf>,
+    /// Address JSON-RPC listens on [default: 127.0.0.1].
+    #[arg(long, value_name = "IP")]
+    pub jsonrpcbindip: Option<IpAddr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics: PORT (on 127.0.0.1) or IP:PORT. Off by default.
+    #[arg(long, value_name = "[IP:]PORT")]
+    pub metrics: Option<String>,
     /// Accepted for Jamulus compatibility (tutti is always headless).
     #[arg(short = 'n', long, hide = true)]
     pub nogui: bool,
@@ -100,6 +107,8 @@ struct FileServer {
     norecord: Option<bool>,
     jsonrpcport: Option<u16>,
     jsonrpcsecretfile: Option<PathBuf>,
+    jsonrpcbindip: Option<IpAddr>,
+    metrics: Option<String>,
 }
 
 /// The file as `tutti server` reads it: one `[server]` table, or several `[[server]]` tables (one
@@ -123,6 +132,12 @@ pub struct ServerInfo {
 pub struct Settings {
     pub options: ServerOptions,
     pub info: ServerInfo,
+    /// JSON-RPC address and secret, when enabled.
+    pub jsonrpc: Option<(SocketAddr, String)>,
+    /// `--metrics` address, when enabled.
+    pub metrics: Option<SocketAddr>,
+    /// `--directoryserver` as given.
+    pub directory: String,
 }
 
 impl Args {
@@ -156,14 +171,29 @@ impl Args {
     fn merge(&self, file: FileServer) -> anyhow::Result<Settings> {
         let flag = |f: bool, file: Option<bool>| f || file.unwrap_or(false);
         let directory = self.directoryserver.clone().or(file.directoryserver);
+        let directory_arg = directory.clone().unwrap_or_default();
         let recording = self.recording.clone().or(file.recording);
-        let jsonrpc = self.jsonrpcport.or(file.jsonrpcport).is_some() || self.jsonrpcsecretfile.is_some();
-        if let Some(dir) = recording {
-            bail!("--recording {}: recording is not available in this version of tutti", dir.display());
+        if let Some(dir) = &recording {
+            tutti_net::recorder::prepare_directory(dir)
+                .map_err(|e| anyhow::anyhow!("--recording: {e}; give a folder tutti may create and write"))?;
         }
-        if jsonrpc || file.jsonrpcsecretfile.is_some() {
-            bail!("--jsonrpcport/--jsonrpcsecretfile: JSON-RPC is not available in this version of tutti");
-        }
+        let jsonrpc =
+            match (self.jsonrpcport.or(file.jsonrpcport), self.jsonrpcsecretfile.clone().or(file.jsonrpcsecretfile)) {
+                (Some(port), Some(secret_file)) => {
+                    let secret = crate::jsonrpc::read_secret(&secret_file)?;
+                    let ip = self.jsonrpcbindip.or(file.jsonrpcbindip).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+                    Some((SocketAddr::new(ip, port), secret))
+                }
+                (Some(_), None) => {
+                    bail!("--jsonrpcport needs --jsonrpcsecretfile FILE (a file whose first line is the secret)")
+                }
+                (None, Some(_)) => bail!("--jsonrpcsecretfile needs --jsonrpcport PORT"),
+                (None, None) => None,
+            };
+        let metrics = match self.metrics.clone().or(file.metrics) {
+            Some(text) => Some(parse_metrics_address(&text)?),
+            None => None,
+        };
         let channels = self.numchannels.or(file.numchannels).unwrap_or(10);
         if !(1..=MAX_CHANNELS).contains(&channels) {
             bail!("--numchannels {channels}: a server has 1 to {MAX_CHANNELS} channels");
@@ -201,12 +231,14 @@ impl Args {
             directory,
             ..ServerConfig::default()
         };
-        let _ = flag(self.norecord, file.norecord);
         let mut options = ServerOptions::new(SocketAddr::new(ip, port), config);
+        options.recording = recording;
+        options.record = !flag(self.norecord, file.norecord);
+        options.server_name = info.name.clone();
         options.log_file = self.log.clone().or(file.log);
         options.qos = self.qos.or(file.qos).unwrap_or(128);
         options.disconnect_on_quit = flag(self.discononquit, file.discononquit);
-        Ok(Settings { options, info })
+        Ok(Settings { options, info, jsonrpc, metrics, directory: directory_arg })
     }
 }
 
@@ -226,6 +258,15 @@ fn read_file(path: &Path) -> anyhow::Result<Vec<FileServer>> {
         Some(toml::Value::Array(_)) => vec![FileServer::default()],
         Some(table) => vec![table.try_into().map_err(invalid)?],
     })
+}
+
+/// `--metrics`: `PORT` (on 127.0.0.1) or `IP:PORT`.
+fn parse_metrics_address(text: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    }
+    text.parse()
+        .with_context(|| format!("--metrics {text:?}: give a port (e.g. 9100) or IP:PORT (e.g. 127.0.0.1:9100)"))
 }
 
 /// `--welcomemessage`: the contents of the file it names, if it names one, else the text itself.
@@ -258,13 +299,39 @@ pub fn parse_server_info(text: &str) -> anyhow::Result<ServerInfo> {
     })
 }
 
+/// One server's published numbers, by its UDP port.
+type ServerMetricsOf = (u16, std::sync::Arc<tutti_net::server_metrics::ServerMetrics>);
+
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut servers = Vec::new();
+    let mut metrics: Vec<(SocketAddr, Vec<ServerMetricsOf>)> = Vec::new();
     for settings in args.all_settings()? {
         let bind = settings.options.bind;
+        let recording = settings.options.recording.clone();
         let server = RunningServer::start(settings.options)
             .with_context(|| format!("cannot start the jam server on UDP {bind}"))?;
+        if let Some((address, secret)) = settings.jsonrpc {
+            let api = crate::jsonrpc::ServerApi {
+                commands: server.commands(),
+                city: settings.info.city.clone(),
+                country: settings.info.country,
+                directory: settings.directory.clone(),
+            };
+            let local = crate::jsonrpc::start(address, secret, std::sync::Arc::new(api))
+                .with_context(|| format!("cannot listen for JSON-RPC on TCP {address}"))?;
+            eprintln!("tutti: JSON-RPC on TCP {local}");
+        }
+        if let Some(address) = settings.metrics {
+            let port = server.local_addr().port();
+            match metrics.iter_mut().find(|(a, _)| *a == address) {
+                Some((_, list)) => list.push((port, server.metrics())),
+                None => metrics.push((address, vec![(port, server.metrics())])),
+            }
+        }
+        if let Some(dir) = recording {
+            eprintln!("tutti: recording into {} (clients are told first)", dir.display());
+        }
         if !settings.info.name.is_empty() {
             eprintln!(
                 "tutti: server \"{}\" ({}, country {})",
@@ -281,6 +348,26 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         eprintln!("tutti: jam server listening on UDP {} (Ctrl-C to stop)", server.local_addr());
         servers.push(server);
     }
+    for (address, list) in metrics {
+        let local =
+            crate::metrics::start(address, list).with_context(|| format!("cannot serve metrics on TCP {address}"))?;
+        eprintln!("tutti: metrics at http://{local}/metrics");
+    }
+    let commands: Vec<_> = servers.iter().map(RunningServer::commands).collect();
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGUSR1, signal_hook::consts::SIGUSR2])
+        .context("cannot install the SIGUSR1/SIGUSR2 handlers")?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for signal in signals.forever() {
+            for commands in &commands {
+                let command = if signal == signal_hook::consts::SIGUSR1 {
+                    tutti_net::server_control::ServerCommand::RestartRecording
+                } else {
+                    tutti_net::server_control::ServerCommand::ToggleRecording
+                };
+                let _ = commands.send(command);
+            }
+        }
+    })?;
     let mut failed = None;
     for server in servers {
         let address = server.local_addr();
@@ -408,9 +495,36 @@ mod tests {
         assert!(settings(&["--serverinfo", "a;b;c;d"]).is_err());
         assert!(settings(&["--serverinfo", "a;b;999"]).unwrap_err().to_string().contains("unknown country"));
         assert!(settings(&["--bogus"]).is_err());
-        for flags in [&["-R", "/tmp/rec"][..], &["--jsonrpcport", "8765"]] {
-            assert!(settings(flags).unwrap_err().to_string().contains("not available"), "{flags:?}");
+        let e = settings(&["--jsonrpcport", "8765"]).unwrap_err().to_string();
+        assert!(e.contains("needs --jsonrpcsecretfile"), "{e}");
+        let short = config_file("tooshort\n");
+        let e = settings(&["--jsonrpcport", "8765", "--jsonrpcsecretfile", short.arg()]).unwrap_err().to_string();
+        assert!(e.contains("at least 16 characters"), "{e}");
+        let e = settings(&["-R", "/proc/tutti-cannot-be-here"]).unwrap_err().to_string();
+        assert!(e.contains("--recording") && e.contains("could not be created"), "{e}");
+        assert!(settings(&["--metrics", "nonsense"]).unwrap_err().to_string().contains("--metrics"));
+    }
+
+    #[test]
+    fn operator_features_are_off_by_default_and_loopback_when_on() {
+        let s = settings(&[]).unwrap();
+        assert!(s.options.recording.is_none() && s.jsonrpc.is_none() && s.metrics.is_none());
+        let secret = config_file("0123456789abcdef-secret\nsecond line\n");
+        let s = settings(&["--jsonrpcport", "8765", "--jsonrpcsecretfile", secret.arg(), "--metrics", "9100"]).unwrap();
+        assert_eq!(s.jsonrpc, Some(("127.0.0.1:8765".parse().unwrap(), "0123456789abcdef-secret".into())));
+        assert_eq!(s.metrics, Some("127.0.0.1:9100".parse().unwrap()));
+        let s = settings(&["--jsonrpcport", "1", "--jsonrpcsecretfile", secret.arg(), "--jsonrpcbindip", "0.0.0.0"]);
+        assert_eq!(s.unwrap().jsonrpc.unwrap().0, "0.0.0.0:1".parse().unwrap());
+        let dir = std::env::temp_dir().join(format!("tutti-rec-settings-{}", std::process::id()));
+        let s = settings(&["-R", dir.to_str().unwrap(), "--norecord"]).unwrap();
+        assert_eq!(s.options.recording.as_deref(), Some(dir.as_path()));
+        assert!(!s.options.record);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700, "DIR is 0700");
         }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -59,6 +59,20 @@ impl Server {
         self.registrar.as_mut().and_then(Registrar::poll_status_change)
     }
 
+    /// Changes the server name (JSON-RPC `setServerName`): re-registers when registered. Like
+    /// Jamulus, the name is not cut to 20 characters here.
+    pub fn set_server_name(&mut self, name: String) {
+        if let Some(registrar) = self.registrar.as_mut() {
+            let info = registrar.info().clone();
+            registrar.set_info(name, info.city, info.country);
+        }
+    }
+
+    /// The name registered with the directory (`None` when not registering).
+    pub fn registered_name(&self) -> Option<&str> {
+        self.registrar.as_ref().map(|r| r.info().name.as_str())
+    }
+
     /// The directory role, when the server is its own directory.
     pub fn directory(&self) -> Option<&Directory> {
         self.directory.as_ref()
