@@ -35,6 +35,8 @@ impl ServerOptions {
 pub struct JamulusServer {
     options: ServerOptions,
     rpc: Option<JsonRpc>,
+    /// The JSON-RPC secret (empty without JSON-RPC).
+    secret: String,
     jamulus: Option<Proc>,
     state: StateDir,
 }
@@ -43,8 +45,13 @@ impl JamulusServer {
     /// Starts the server and returns once its UDP port is bound (and its JSON-RPC authenticated,
     /// when enabled). Panics with the log tail on failure.
     pub fn start(options: ServerOptions) -> JamulusServer {
-        let mut server =
-            JamulusServer { options, rpc: None, jamulus: None, state: StateDir::new("tutti-jamulus-server") };
+        let mut server = JamulusServer {
+            options,
+            rpc: None,
+            secret: String::new(),
+            jamulus: None,
+            state: StateDir::new("tutti-jamulus-server"),
+        };
         if let Err(e) = server.launch() {
             let logs = server.log_tail();
             server.shutdown();
@@ -102,6 +109,7 @@ impl JamulusServer {
             })?;
             rpc.authenticate(&secret);
             self.rpc = Some(rpc);
+            self.secret = secret;
         }
         Ok(())
     }
@@ -109,6 +117,11 @@ impl JamulusServer {
     /// The server's JSON-RPC connection (authenticated). Panics if started with `jsonrpc: false`.
     pub fn rpc(&self) -> &JsonRpc {
         self.rpc.as_ref().expect("the server was started with JSON-RPC (ServerOptions::jsonrpc)")
+    }
+
+    /// The JSON-RPC secret (for raw connections).
+    pub fn secret(&self) -> &str {
+        &self.secret
     }
 
     pub fn pid(&self) -> u32 {
