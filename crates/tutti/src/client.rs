@@ -39,10 +39,12 @@ pub struct Args {
     pub city: String,
     #[arg(long, value_enum, default_value_t = Skill::None)]
     pub skill: Skill,
-    /// What to send: "silence", "tone" or "tone:HZ" (a sine at a quarter of full scale), or a 48 kHz WAV file.
+    /// What to send: "silence", "tone" or "tone:HZ" (a sine at a quarter of full scale), a 48 kHz WAV file,
+    /// or "device" (the sound card; needs a build with the `device` feature).
     #[arg(long, value_name = "SOURCE", default_value = "silence")]
     pub input: String,
-    /// Write the mix the server sends us to this WAV file (48 kHz, 16 bit).
+    /// Write the mix the server sends us to this WAV file (48 kHz, 16 bit), or play it on the sound card
+    /// ("device"; needs a build with the `device` feature).
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Send this chat message once connected (repeatable). Lines typed on stdin are sent too.
@@ -88,8 +90,21 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     config.profile = profile(args)?;
     let own_profile = config.profile.clone();
     let channels = usize::from(config.channels);
-    let source = audio_source(&args.input, channels)?;
+    // Sound card streams run while these are alive.
+    let mut card = Vec::new();
+    let source = if args.input == "device" {
+        let (source, running) = crate::sound_card::input(channels)?;
+        card.push(running);
+        source
+    } else {
+        audio_source(&args.input, channels)?
+    };
     let (sink, finish) = match &args.output {
+        Some(path) if path.as_os_str() == "device" => {
+            let (sink, running) = crate::sound_card::output(channels)?;
+            card.push(running);
+            (sink, None)
+        }
         Some(path) => {
             let (sink, finish) = wav_sink(path, channels)?;
             (sink, Some(finish))
@@ -150,6 +165,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(finish) = finish {
         finish()?;
     }
+    drop(card);
     eprintln!("tutti client: left {server}");
     result
 }

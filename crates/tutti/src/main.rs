@@ -12,6 +12,7 @@ mod loadgen;
 mod lobby;
 mod metrics;
 mod server;
+mod sound_card;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
