@@ -5,6 +5,8 @@
 #   --quick       N = 10 50 only, and only the default-format cases (about 3 minutes)
 #   --cases LIST  comma-separated subset of: opus-default,opus-distinct,opus64-default,opus64-distinct
 #   --ns "…"      the client counts to measure
+#   --rt          run server and load generator with real-time priority (chrt -f 50, needs root), so
+#                 that other work on the machine (a build, say) cannot take their cores' time
 #
 # For each case (audio format x gains) and each N, every server runs alone, pinned to core 0,
 # with `tutti loadgen` pinned to core 1 emulating N clients (real handshakes, real OPUS frames,
@@ -28,11 +30,13 @@ ns="1 5 10 20 50 100 110 120 130 140 150"
 cases="opus-default,opus-distinct,opus64-default,opus64-distinct"
 warmup=3
 duration=5
+rt=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) ns="10 50"; cases="opus-default,opus-distinct"; shift ;;
     --cases) cases="$2"; shift 2 ;;
     --ns) ns="$2"; shift 2 ;;
+    --rt) rt=(chrt -f 50); shift ;;
     -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "bench/jam-server.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -64,11 +68,11 @@ start_server() {
   port=$((port + 1))
   [ "$fast" = 1 ] && flags+=(--fastupdate)
   case $kind in
-    jamulus) QT_QPA_PLATFORM=offscreen taskset -c $server_core /usr/bin/Jamulus --nogui --server \
+    jamulus) QT_QPA_PLATFORM=offscreen "${rt[@]}" taskset -c $server_core /usr/bin/Jamulus --nogui --server \
                --serverbindip 127.0.0.1 -p "$port" -u 150 "${flags[@]}" >/dev/null 2>&1 & ;;
-    jamulus-T) QT_QPA_PLATFORM=offscreen taskset -c $server_core /usr/bin/Jamulus --nogui --server \
+    jamulus-T) QT_QPA_PLATFORM=offscreen "${rt[@]}" taskset -c $server_core /usr/bin/Jamulus --nogui --server \
                --serverbindip 127.0.0.1 -p "$port" -u 150 -T "${flags[@]}" >/dev/null 2>&1 & ;;
-    tutti) taskset -c $server_core "$tutti" server --serverbindip 127.0.0.1 -p "$port" -u 150 \
+    tutti) "${rt[@]}" taskset -c $server_core "$tutti" server --serverbindip 127.0.0.1 -p "$port" -u 150 \
                "${flags[@]}" >/dev/null 2>&1 & ;;
   esac
   server_pid=$!
@@ -86,7 +90,7 @@ measure() {
   [ "$format" = opus64 ] && args+=(--codec opus64)
   [ "$gains" = distinct ] && args+=(--distinct-gains)
   local line
-  line=$(taskset -c $loadgen_core "$tutti" loadgen -c "127.0.0.1:$port" -n "$n" --warmup $warmup \
+  line=$("${rt[@]}" taskset -c $loadgen_core "$tutti" loadgen -c "127.0.0.1:$port" -n "$n" --warmup $warmup \
            --duration $duration --server-pid "$server_pid" --summary "${args[@]}")
   local ms full rss lg
   ms=$(sed -E 's/.*server_ms_per_client_s=([^ ]+).*/\1/' <<<"$line")
@@ -98,13 +102,14 @@ measure() {
 
 # The codec floor (one decode + one encode per frame), from the codec micro-benchmark.
 echo "measuring the codec floor (bench/codec.sh) ..." >&2
-floor_table=$(bench/codec.sh 2>/dev/null)
+cargo bench --locked -p tutti-codec --bench codec --no-run >&2 2>/dev/null # build outside real-time priority
+floor_table=$("${rt[@]}" taskset -c $server_core bench/codec.sh 2>/dev/null)
 floor_opus=$(awk '$1 == "opus128_mono_normal" {print $6}' <<<"$floor_table")
 floor_opus64=$(awk '$1 == "opus64_mono_normal" {print $6}' <<<"$floor_table")
 
 echo "tutti $("$tutti" --version | awk '{print $2}') vs Jamulus $(/usr/bin/Jamulus --version 2>&1 | grep -o 'Version [^ ]*' | head -1 | cut -d' ' -f2)"
 echo "machine: $(nproc) cores, $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(date -u +%F)"
-echo "server on core $server_core, load generator on core $loadgen_core; window ${duration} s after ${warmup} s warm-up"
+echo "server on core $server_core, load generator on core $loadgen_core$([ ${#rt[@]} -gt 0 ] && echo ', both real-time (chrt -f 50)'); window ${duration} s after ${warmup} s warm-up"
 echo "codec floor (ms per client-second): OPUS $floor_opus, OPUS64 $floor_opus64"
 
 IFS=, read -r -a case_list <<<"$cases"
