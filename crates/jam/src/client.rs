@@ -30,6 +30,9 @@ pub struct ClientConfig {
     pub frames_per_packet: usize,
     /// Jitter buffer size asked of the server: 1…20, or `None` for auto (default).
     pub server_jitter_buffer: Option<u16>,
+    /// Ask the server for level meters (REQ_CHANNEL_LEVEL_LIST, as the 3.9.1 client always does);
+    /// off by default: only a client that shows them (JSON-RPC) needs them.
+    pub channel_levels: bool,
 }
 
 impl Default for ClientConfig {
@@ -41,6 +44,7 @@ impl Default for ClientConfig {
             quality: Quality::Normal,
             frames_per_packet: 1,
             server_jitter_buffer: None,
+            channel_levels: false,
         }
     }
 }
@@ -52,8 +56,13 @@ pub enum ClientEvent {
     Connected {
         channel: u8,
     },
+    /// The first audio from the server arrived: the connection is complete (Jamulus' client side
+    /// "new connection").
+    AudioStarted,
     /// The list of musicians on the server changed.
     ClientList(Vec<ClientListEntry>),
+    /// Level meters of the channels in client-list order, 0…9 (CLM_CHANNEL_LEVEL_LIST).
+    ChannelLevels(Vec<u8>),
     /// A chat line (HTML, as the server formatted it).
     Chat(String),
     /// Another musician muted (true) or unmuted us in their mix.
@@ -237,11 +246,11 @@ impl Client {
             return;
         }
         match Datagram::classify(bytes) {
-            Datagram::Protocol(frame) if frame.is_connection_less() => {
-                if let Ok(Message::ClmDisconnection) = Message::decode(frame.id, frame.data) {
-                    self.disconnected();
-                }
-            }
+            Datagram::Protocol(frame) if frame.is_connection_less() => match Message::decode(frame.id, frame.data) {
+                Ok(Message::ClmDisconnection) => self.disconnected(),
+                Ok(Message::ClmChannelLevelList(levels)) => self.events.push_back(ClientEvent::ChannelLevels(levels)),
+                _ => {}
+            },
             Datagram::Protocol(frame) => {
                 if let Some(message) = self.link.handle_frame(now, &frame).and_then(|d| d.decode().ok()) {
                     self.handle_message(now, message);
@@ -261,6 +270,10 @@ impl Client {
             self.queue(now, &Message::ChannelInfos(self.config.profile.clone()));
             self.queue(now, &Message::ReqConnClientsList);
             self.queue(now, &Message::JitterBufferSize(self.jitter_request()));
+            if self.config.channel_levels {
+                self.queue(now, &Message::ReqChannelLevelList(1));
+            }
+            self.events.push_back(ClientEvent::AudioStarted);
         }
         // While the server has not yet switched to counters (or back), accept either layout.
         let mut format = self.format;

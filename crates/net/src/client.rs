@@ -66,6 +66,12 @@ impl RunningClient {
         self.local_addr
     }
 
+    /// A sender for commands from another thread (e.g. a JSON-RPC connection); sends fail once the
+    /// client has stopped.
+    pub fn commands(&self) -> Sender<Command> {
+        self.commands.clone()
+    }
+
     /// Sends a command; false if the client has stopped.
     pub fn command(&self, command: Command) -> bool {
         self.commands.send(command).is_ok()

@@ -1,6 +1,8 @@
 //! `tutti client`: a headless jam client for any Jamulus-protocol server. Plays a WAV file, a test
 //! tone or silence, writes the mix it receives to a WAV file, sends chat from `--chat` and stdin,
-//! prints what happens on the server (musicians, chat, mutes) and says goodbye on Ctrl-C.
+//! prints what happens on the server (musicians, chat, mutes) and says goodbye on Ctrl-C. With
+//! `--jsonrpcport` it offers Jamulus' client API (`jamulusclient/*`) and then stays up after the
+//! server has gone, so that the controlling program can see that (`getClientInfo`).
 
 use crate::audio_args::{resolve, AudioArgs};
 use anyhow::{bail, Context};
@@ -56,12 +58,16 @@ pub struct Args {
     /// Local UDP port [default: any].
     #[arg(long, value_name = "PORT", default_value_t = 0)]
     pub port: u16,
-    /// JSON-RPC port (Jamulus client API). Not available in this version.
+    /// Serve Jamulus' client JSON-RPC API (jamulusclient/*) on this TCP port; needs
+    /// --jsonrpcsecretfile. Off by default.
     #[arg(long, value_name = "PORT")]
     pub jsonrpcport: Option<u16>,
-    /// JSON-RPC secret file. Not available in this version.
+    /// File whose first line (at least 16 characters) is the JSON-RPC secret.
     #[arg(long, value_name = "FILE")]
     pub jsonrpcsecretfile: Option<PathBuf>,
+    /// Address JSON-RPC listens on [default: 127.0.0.1].
+    #[arg(long, value_name = "IP")]
+    pub jsonrpcbindip: Option<IpAddr>,
     /// Accepted for Jamulus compatibility (tutti's client is always headless).
     #[arg(short = 'n', long, hide = true)]
     pub nogui: bool,
@@ -81,13 +87,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(directory) = &args.list {
         return crate::list::run(directory);
     }
-    if args.jsonrpcport.is_some() || args.jsonrpcsecretfile.is_some() {
-        bail!("--jsonrpcport/--jsonrpcsecretfile are not available in this version of tutti client");
-    }
+    let jsonrpc = crate::jsonrpc::endpoint(args.jsonrpcport, args.jsonrpcsecretfile.as_ref(), args.jsonrpcbindip)?;
     let Some(connect) = &args.connect else { bail!("--connect HOST[:PORT] is required") };
     let server = resolve(connect, crate::server::DEFAULT_PORT)?;
     let mut config = args.audio.client_config();
     config.profile = profile(args)?;
+    config.channel_levels = jsonrpc.is_some();
     let own_profile = config.profile.clone();
     let channels = usize::from(config.channels);
     // Sound card streams run while these are alive.
@@ -121,12 +126,26 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let client = RunningClient::start(bind, server, config, source, sink)
         .with_context(|| format!("cannot start the client for {server}"))?;
+    let api = match jsonrpc {
+        Some((address, secret)) => {
+            let notifier = crate::jsonrpc::Notifier::default();
+            let api =
+                Arc::new(crate::jsonrpc::ClientApi::new(own_profile.clone(), client.commands(), notifier.clone()));
+            let local = crate::jsonrpc::start(address, secret, api.clone(), notifier)
+                .with_context(|| format!("cannot listen for JSON-RPC on TCP {address} (is the port free?)"))?;
+            eprintln!("tutti client: JSON-RPC on TCP {local}");
+            Some(api)
+        }
+        None => None,
+    };
     eprintln!("tutti client: joining {server} from {}", client.local_addr());
     let typed = stdin_lines();
     let deadline = args.duration.map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
     let mut pending_chat = args.chat.clone();
     let mut names: Vec<(u8, String)> = Vec::new();
     let mut own_channel = None;
+    // With JSON-RPC the client stays up after the server has gone; without, it ends.
+    let mut gone = false;
     let result = loop {
         if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
             break Ok(());
@@ -134,7 +153,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         while let Ok(line) = typed.try_recv() {
             client.command(Command::Chat(line));
         }
+        if gone {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
         let Some(event) = client.next_event(Duration::from_millis(50)) else { continue };
+        if let Some(api) = &api {
+            api.observe(&event);
+        }
         match event {
             ClientEvent::Connected { channel } => {
                 println!("connected: channel {channel}");
@@ -145,6 +171,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 let who: Vec<String> = list.iter().map(|e| describe(&e.profile)).collect();
                 println!("musicians: {}", if who.is_empty() { "(none yet)".to_string() } else { who.join(", ") });
                 // Chat once the server knows our profile, so that it carries our name.
+                let own_profile = api.as_ref().map_or_else(|| own_profile.clone(), |api| api.profile());
                 if list.iter().any(|e| Some(e.channel) == own_channel && e.profile == own_profile) {
                     for text in pending_chat.drain(..) {
                         client.command(Command::Chat(text));
@@ -158,6 +185,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             }
             ClientEvent::RecorderState(state) => println!("recorder: {state:?}"),
             ClientEvent::LicenceRequired => println!("the server asks you to accept its licence"),
+            ClientEvent::AudioStarted | ClientEvent::ChannelLevels(_) => {}
+            ClientEvent::Disconnected if api.is_some() => {
+                println!("disconnected: the server has gone (JSON-RPC stays up until Ctrl-C)");
+                gone = true;
+            }
             ClientEvent::Disconnected => break Err(anyhow::anyhow!("the server disconnected us")),
         }
     };

@@ -177,19 +177,11 @@ impl Args {
             tutti_net::recorder::prepare_directory(dir)
                 .map_err(|e| anyhow::anyhow!("--recording: {e}; give a folder tutti may create and write"))?;
         }
-        let jsonrpc =
-            match (self.jsonrpcport.or(file.jsonrpcport), self.jsonrpcsecretfile.clone().or(file.jsonrpcsecretfile)) {
-                (Some(port), Some(secret_file)) => {
-                    let secret = crate::jsonrpc::read_secret(&secret_file)?;
-                    let ip = self.jsonrpcbindip.or(file.jsonrpcbindip).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-                    Some((SocketAddr::new(ip, port), secret))
-                }
-                (Some(_), None) => {
-                    bail!("--jsonrpcport needs --jsonrpcsecretfile FILE (a file whose first line is the secret)")
-                }
-                (None, Some(_)) => bail!("--jsonrpcsecretfile needs --jsonrpcport PORT"),
-                (None, None) => None,
-            };
+        let jsonrpc = crate::jsonrpc::endpoint(
+            self.jsonrpcport.or(file.jsonrpcport),
+            self.jsonrpcsecretfile.as_ref().or(file.jsonrpcsecretfile.as_ref()),
+            self.jsonrpcbindip.or(file.jsonrpcbindip),
+        )?;
         let metrics = match self.metrics.clone().or(file.metrics) {
             Some(text) => Some(parse_metrics_address(&text)?),
             None => None,
@@ -318,7 +310,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 country: settings.info.country,
                 directory: settings.directory.clone(),
             };
-            let local = crate::jsonrpc::start(address, secret, std::sync::Arc::new(api))
+            // The server sends no notifications.
+            let notifier = crate::jsonrpc::Notifier::default();
+            let local = crate::jsonrpc::start(address, secret, std::sync::Arc::new(api), notifier)
                 .with_context(|| format!("cannot listen for JSON-RPC on TCP {address}"))?;
             eprintln!("tutti: JSON-RPC on TCP {local}");
         }

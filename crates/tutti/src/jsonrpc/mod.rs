@@ -2,29 +2,23 @@
 //! JSON document per line over TCP, on 127.0.0.1 unless `--jsonrpcbindip` says otherwise. The first
 //! call must be `jamulus/apiAuth` with the secret; errors and their texts are Jamulus'.
 //!
-//! Each connection has its own thread and talks to the jam server only through the server's
-//! command channel (with a timeout), so a slow or hostile peer can delay nobody but itself. At most
-//! [`MAX_CONNECTIONS`] connections are served at once; lines longer than [`MAX_LINE`] end the
-//! connection, and a connection that has not authenticated within [`AUTH_DEADLINE`] is closed.
+//! This module is the transport both sides share: requests and their errors here, connections
+//! and notifications in [`listener`]; the methods of `tutti server` in [`server_api`], those of
+//! `tutti client` in [`client_api`].
 
+mod client_api;
+mod listener;
 mod server_api;
 
+pub use client_api::ClientApi;
+pub use listener::{start, Notifier};
 pub use server_api::ServerApi;
 
+use anyhow::bail;
 use serde_json::{json, Map, Value};
-use std::io::{self, BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use tracing::{info, warn};
-
-pub const MAX_CONNECTIONS: usize = 16;
-pub const MAX_LINE: usize = 1 << 20;
-pub const AUTH_DEADLINE: Duration = Duration::from_secs(30);
-/// A peer that does not read its answers for this long is disconnected.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A JSON-RPC error: code and message.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +40,30 @@ impl RpcError {
 /// The methods one side (server or client) offers besides `jamulus/apiAuth`.
 pub trait Api: Send + Sync + 'static {
     /// `Ok(None)`: the method does not exist. `Ok(Some(result))`; `Err`: an error reply.
+    /// `Ok(Some(Value::Null))` is a reply with neither `result` nor `error`, as Jamulus gives for
+    /// `jamulusclient/setSkillLevel` with `null`.
     fn call(&self, method: &str, params: &Map<String, Value>) -> Result<Option<Value>, RpcError>;
+}
+
+/// `--jsonrpcport`, `--jsonrpcsecretfile` and `--jsonrpcbindip` checked together: where to listen
+/// and the secret, or `None` when JSON-RPC is off.
+pub fn endpoint(
+    port: Option<u16>,
+    secret_file: Option<&PathBuf>,
+    bind_ip: Option<IpAddr>,
+) -> anyhow::Result<Option<(SocketAddr, String)>> {
+    match (port, secret_file) {
+        (Some(port), Some(secret_file)) => {
+            let secret = read_secret(secret_file)?;
+            let ip = bind_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+            Ok(Some((SocketAddr::new(ip, port), secret)))
+        }
+        (Some(_), None) => {
+            bail!("--jsonrpcport needs --jsonrpcsecretfile FILE (a file whose first line is the secret)")
+        }
+        (None, Some(_)) => bail!("--jsonrpcsecretfile needs --jsonrpcport PORT"),
+        (None, None) => Ok(None),
+    }
 }
 
 /// Reads the secret: the first line of `path`, at least 16 characters.
@@ -63,93 +80,6 @@ pub fn read_secret(path: &Path) -> anyhow::Result<String> {
         );
     }
     Ok(secret)
-}
-
-/// Listens on `bind` and serves every connection with `api`. Runs until the process exits.
-pub fn start(bind: SocketAddr, secret: String, api: Arc<dyn Api>) -> io::Result<SocketAddr> {
-    let listener = TcpListener::bind(bind)?;
-    let local = listener.local_addr()?;
-    let open = Arc::new(AtomicUsize::new(0));
-    let secret = Arc::new(secret);
-    std::thread::Builder::new().name("jsonrpc-accept".into()).spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            if open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-                open.fetch_sub(1, Ordering::SeqCst);
-                warn!("JSON-RPC: connection refused, {MAX_CONNECTIONS} connections are open");
-                continue; // dropped: closed
-            }
-            let (open, secret, api) = (open.clone(), secret.clone(), api.clone());
-            let spawned = std::thread::Builder::new().name("jsonrpc-conn".into()).spawn(move || {
-                let _ = serve_connection(stream, &secret, &*api);
-                open.fetch_sub(1, Ordering::SeqCst);
-            });
-            if spawned.is_err() {
-                warn!("JSON-RPC: cannot start a connection thread");
-            }
-        }
-    })?;
-    info!(%local, "JSON-RPC listening");
-    Ok(local)
-}
-
-fn serve_connection(stream: TcpStream, secret: &str, api: &dyn Api) -> io::Result<()> {
-    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
-    stream.set_read_timeout(Some(Duration::from_secs(1)))?;
-    let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
-    let mut authenticated = false;
-    let opened = Instant::now();
-    let mut line = Vec::new();
-    loop {
-        match read_line(&mut reader, &mut line) {
-            Ok(true) => {}
-            Ok(false) => return Ok(()),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                if !authenticated && opened.elapsed() > AUTH_DEADLINE {
-                    return Ok(());
-                }
-                continue;
-            }
-            Err(e) => return Err(e),
-        }
-        let (reply, keep) = handle_line(&line, secret, &mut authenticated, api);
-        line.clear();
-        if let Some(reply) = reply {
-            let mut text = reply.to_string();
-            text.push('\n');
-            writer.write_all(text.as_bytes())?;
-        }
-        if !keep {
-            return Ok(());
-        }
-    }
-}
-
-/// Appends bytes up to and including the next newline to `line`; false at end of stream. A line
-/// over `MAX_LINE` is an error. Keeps what was read when the read times out.
-fn read_line(reader: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> io::Result<bool> {
-    loop {
-        let available = reader.fill_buf()?;
-        if available.is_empty() {
-            return Ok(false);
-        }
-        match available.iter().position(|&b| b == b'\n') {
-            Some(i) => {
-                line.extend_from_slice(&available[..=i]);
-                reader.consume(i + 1);
-                return Ok(true);
-            }
-            None => {
-                let n = available.len();
-                line.extend_from_slice(available);
-                reader.consume(n);
-                if line.len() > MAX_LINE {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "JSON-RPC line too long"));
-                }
-            }
-        }
-    }
 }
 
 /// Answers one line: the reply (if any) and whether the connection stays open.
@@ -208,6 +138,7 @@ fn handle_request(request: &Map<String, Value>, secret: &str, authenticated: &mu
         return error_reply(id, &error);
     }
     match api.call(method, params) {
+        Ok(Some(Value::Null)) => bare_reply(id),
         Ok(Some(result)) => result_reply(id, result),
         Ok(None) => error_reply(id, &RpcError::new(-32601, "Method not found")),
         Err(error) => error_reply(id, &error),
@@ -226,6 +157,16 @@ fn result_reply(id: Option<&Value>, result: Value) -> Value {
     }
     reply.insert("jsonrpc".into(), json!("2.0"));
     reply.insert("result".into(), result);
+    Value::Object(reply)
+}
+
+/// A reply with neither `result` nor `error` (Jamulus' `setSkillLevel(null)`).
+fn bare_reply(id: Option<&Value>) -> Value {
+    let mut reply = Map::new();
+    if let Some(id) = id {
+        reply.insert("id".into(), id.clone());
+    }
+    reply.insert("jsonrpc".into(), json!("2.0"));
     Value::Object(reply)
 }
 
