@@ -296,6 +296,11 @@ type ServerMetricsOf = (u16, std::sync::Arc<tutti_net::server_metrics::ServerMet
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    // A file size limit (`ulimit -f`, RLIMIT_FSIZE) would kill the whole server with SIGXFSZ when a
+    // recording outgrows it; with the signal caught, the write fails (EFBIG) and the recorder
+    // reports and stops like on a full disk, while the jam goes on.
+    signal_hook::flag::register(signal_hook::consts::SIGXFSZ, std::sync::Arc::default())
+        .context("cannot install the SIGXFSZ handler")?;
     let mut servers = Vec::new();
     let mut metrics: Vec<(SocketAddr, Vec<ServerMetricsOf>)> = Vec::new();
     for settings in args.all_settings()? {

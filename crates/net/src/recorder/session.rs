@@ -152,10 +152,15 @@ impl Session {
         }
     }
 
-    /// Closes what can be closed after a write error, without project files.
+    /// Closes what can be closed after a write error, without project files. A file the failed
+    /// write left with a stale header or a partial sample at its end is repaired to a valid WAV of
+    /// the whole samples it holds; one without a complete header is removed.
     pub fn abandon(mut self) {
         for (_, track) in std::mem::take(&mut self.open) {
-            let _ = track.wav.finalize();
+            let _ = track.wav.finalize(); // brings the header up to date if the disk lets it
+            if let Err(e) = repair_wav(&track.path, track.audio_channels) {
+                tracing::warn!(session = %self.dir.display(), "cannot repair a recording file after the failed write: {e}");
+            }
         }
     }
 
@@ -222,6 +227,28 @@ impl Session {
     }
 }
 
+/// Size of the header hound writes for 16-bit PCM with one or two channels.
+const WAV_HEADER: u64 = 44;
+
+/// Makes `path` a valid WAV again after a failed write: the sizes in its header are set to the
+/// whole samples on disk and anything after them is cut off (both only shrink or overwrite, so
+/// they work on a full disk and under a file size limit too). Removes a file shorter than a header.
+fn repair_wav(path: &Path, audio_channels: u8) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let file = OpenOptions::new().write(true).open(path)?;
+    let len = file.metadata()?.len();
+    if len < WAV_HEADER {
+        drop(file);
+        return std::fs::remove_file(path);
+    }
+    let align = 2 * u64::from(audio_channels.max(1));
+    let data = ((len - WAV_HEADER) / align * align).min((u64::from(u32::MAX) - 36) / align * align);
+    file.set_len(WAV_HEADER + data)?;
+    file.write_all_at(&((36 + data) as u32).to_le_bytes(), 4)?;
+    file.write_all_at(&(data as u32).to_le_bytes(), 40)?;
+    file.sync_all()
+}
+
 /// A new file readable and writable by the operator only.
 fn new_file(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
@@ -261,5 +288,41 @@ fn uuids() -> impl FnMut() -> String {
             b >> 48,
             b & 0xffff_ffff_ffff
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repair_wav;
+    use std::io::Write;
+
+    #[test]
+    fn repair_fits_the_header_to_the_whole_samples_on_disk() {
+        let path = std::env::temp_dir().join(format!("tutti-repair-{}.wav", std::process::id()));
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 48_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut wav = hound::WavWriter::create(&path, spec).unwrap();
+        for s in 0..400i16 {
+            wav.write_sample(s).unwrap();
+        }
+        wav.finalize().unwrap();
+        // What a failed write leaves: samples the header does not count, and half a frame.
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(&[1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6]).unwrap();
+        drop(file);
+        repair_wav(&path, 2).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 44 + 800 + 8, "two whole stereo frames kept, the partial one cut");
+        let samples: Vec<i16> = hound::WavReader::open(&path).unwrap().into_samples().map(Result::unwrap).collect();
+        assert_eq!(samples.len(), 404);
+        assert_eq!(&samples[398..], [398, 399, 1, 2, 3, 4]);
+        // A file without a whole header is removed.
+        std::fs::write(&path, b"RIFF").unwrap();
+        repair_wav(&path, 1).unwrap();
+        assert!(!path.exists());
     }
 }

@@ -17,9 +17,25 @@ pub struct Tutti {
 impl Tutti {
     /// `tutti ARGS…`, with stdout/stderr captured to a log file.
     pub fn start(args: &[&str]) -> Tutti {
+        Tutti::spawn(Command::new(env!("CARGO_BIN_EXE_tutti")), args)
+    }
+
+    /// `tutti ARGS…` that may not write files larger than `bytes` (RLIMIT_FSIZE, set by
+    /// util-linux `prlimit`, which then becomes tutti: the PID is tutti's). Its log counts too.
+    pub fn start_with_file_size_limit(bytes: u64, args: &[&str]) -> Tutti {
+        assert!(
+            std::path::Path::new("/usr/bin/prlimit").exists(),
+            "/usr/bin/prlimit (util-linux) is needed to limit the file size: apt-get install util-linux"
+        );
+        let mut command = Command::new("/usr/bin/prlimit");
+        command.arg(format!("--fsize={bytes}")).arg(env!("CARGO_BIN_EXE_tutti"));
+        Tutti::spawn(command, args)
+    }
+
+    fn spawn(mut command: Command, args: &[&str]) -> Tutti {
         let log = std::env::temp_dir().join(format!("tutti-test-{}-{}.log", std::process::id(), unique()));
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        let child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
