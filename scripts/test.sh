@@ -41,7 +41,7 @@ if ! command -v npm >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq npm
 fi
 # npm packages (committed package-lock.json) of the lobby's Node tests and benchmark anchor.
-for d in crates/tutti/tests/lobby_support/js; do
+for d in crates/tutti/tests/lobby_support/js bench/anchors/lobby-node; do
   if [ ! -f "$d/node_modules/.package-lock.json" ] || [ "$d/package-lock.json" -nt "$d/node_modules/.package-lock.json" ]; then
     step "npm ci in $d"
     (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)

@@ -4,7 +4,13 @@
 use crate::hub::{Hub, Pairing};
 use crate::redis_queue::RedisQueue;
 use crate::{handlers, page, Counts, Error, LobbyConfig};
+use axum::extract::Request;
+use axum::http::header::{
+    HeaderName, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use socketioxide::adapter::Adapter;
 use socketioxide::adapter::LocalAdapter;
@@ -84,7 +90,7 @@ fn with_resp3(url: &str) -> String {
 }
 
 fn configure<A: Adapter>(builder: SocketIoBuilder<A>, hub: &Arc<Hub<A>>) -> SocketIoBuilder<A> {
-    builder.max_payload(hub.config.max_payload()).max_buffer_size(1024).with_state(hub.clone())
+    builder.max_payload(hub.config.max_payload()).max_buffer_size(128).ws_read_buffer_size(1024).with_state(hub.clone())
 }
 
 async fn run<A: Adapter>(
@@ -110,13 +116,46 @@ async fn run<A: Adapter>(
     let app = Router::new()
         .merge(page::routes(hub.config.ice_servers.clone()))
         .route("/stats", get(move || std::future::ready(axum::Json(stats(&counts_hub)))))
-        .layer(layer);
+        .layer(layer)
+        .layer(axum::middleware::map_request(keep_needed_headers));
+    // small frames must leave at once (no Nagle delay): chat and signaling are latency-bound
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(Error::Serve);
     timers.abort();
     if let Pairing::Redis { queue, .. } = &hub.pairing {
         queue.leave().await;
     }
     result
+}
+
+/// The request headers the transports need (WebSocket upgrade, long-polling bodies).
+const NEEDED_HEADERS: [HeaderName; 6] =
+    [UPGRADE, CONNECTION, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, CONTENT_TYPE, CONTENT_LENGTH];
+
+/// Keeps only [`NEEDED_HEADERS`], copied, and the upgrade extension. socketioxide keeps every socket's
+/// request with it: this way no cookie, user agent or forwarded-for address stays in memory, and hyper's
+/// read buffer (8–16 KiB per connection, which the original request points into) is freed once the
+/// connection is upgraded.
+async fn keep_needed_headers(mut request: Request) -> Request {
+    let mut kept = HeaderMap::with_capacity(NEEDED_HEADERS.len());
+    for name in NEEDED_HEADERS {
+        if let Some(value) = request.headers().get(&name).and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
+            kept.insert(name, value);
+        }
+    }
+    *request.headers_mut() = kept;
+    // the same for extensions: one of hyper's also points into that buffer; only the upgrade is needed
+    let upgrade = request.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
+    *request.extensions_mut() = Default::default();
+    if let Some(upgrade) = upgrade {
+        request.extensions_mut().insert(upgrade);
+    }
+    if let Ok(uri) = request.uri().to_string().parse() {
+        *request.uri_mut() = uri;
+    }
+    request
 }
 
 fn stats<A: Adapter>(hub: &Hub<A>) -> Counts {

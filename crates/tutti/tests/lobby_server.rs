@@ -264,3 +264,29 @@ async fn a_burst_of_messages_arrives_in_order() {
         assert_eq!(b.expect("message", "the burst").await, json!({ "text": format!("line {i}") }));
     }
 }
+
+/// `online` is broadcast at most twice a second, and only when the count changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_count_is_throttled_and_only_sent_on_change() {
+    let lobby = Lobby::start(&[]);
+    let watcher = Client::connect(lobby.addr).await;
+    assert_eq!(watcher.expect("online", "the count on connect").await, json!({ "count": 1 }));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    while watcher.next_event("online", Duration::from_millis(10)).await.is_some() {}
+    assert!(watcher.next_event("online", Duration::from_millis(1200)).await.is_none(), "no change, no broadcast");
+    // 30 sockets arrive over 1.5 s: the watcher hears at most 2 broadcasts per second (+1 for the window edge)
+    let started = tokio::time::Instant::now();
+    let mut others = Vec::new();
+    for _ in 0..30 {
+        others.push(Client::connect(lobby.addr).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut counts = Vec::new();
+    while let Some(v) = watcher.next_event("online", Duration::from_millis(800)).await {
+        counts.push(v["count"].as_u64().unwrap());
+    }
+    let secs = started.elapsed().as_secs_f64();
+    assert!(counts.len() as f64 <= secs * 2.0 + 1.0, "{} broadcasts in {secs:.1} s: {counts:?}", counts.len());
+    assert_eq!(counts.last(), Some(&31), "the last broadcast has the final count: {counts:?}");
+    assert!(counts.windows(2).all(|w| w[0] != w[1]), "never the same count twice in a row: {counts:?}");
+}

@@ -1,15 +1,17 @@
 // A scripted conversation between two official socket.io-client sockets and `tutti lobby`:
 // connect, online count, find with interests, matched (one initiator, common interests), signal, typing,
 // message both ways, an oversized message refused with an error ack, next (partner_left), stop.
-// Usage: node conversation.mjs http://127.0.0.1:PORT   Prints "conversation ok" and exits 0 on success.
+// Usage: node conversation.mjs http://127.0.0.1:PORT [websocket|polling]   ("polling": the client's default,
+// HTTP long-polling first, then the upgrade to WebSocket). Prints "conversation ok" and exits 0 on success.
 import { io } from 'socket.io-client';
 
 const url = process.argv[2];
+const transports = process.argv[3] === 'polling' ? ['polling', 'websocket'] : ['websocket'];
 if (!url) { console.error('usage: node conversation.mjs URL'); process.exit(2); }
 const timer = setTimeout(() => { console.error('conversation timed out'); process.exit(1); }, 15000);
 
 function connect() {
-  const s = io(url, { transports: ['websocket'], reconnection: false, forceNew: true });
+  const s = io(url, { transports, reconnection: false, forceNew: true });
   s.seen = [];
   s.onAny((name, data) => s.seen.push([name, data]));
   return new Promise((resolve, reject) => { s.on('connect', () => resolve(s)); s.on('connect_error', reject); });

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Lobby benchmark: `tutti lobby` against a faithful Node.js + socket.io 4.x implementation of the same
+# events (bench/anchors/lobby-node/server.mjs), one after the other in one run, each server pinned to
+# core 0 and the Rust load generator (crates/lobby/examples/lobby_load.rs, one thread) to core 1.
+# Loopback only; every phase is bounded in sockets and seconds.
+#
+#   bench/lobby.sh                 everything (about 3 minutes)
+#   IDLE=5000 SECS=5 bench/lobby.sh  smaller/faster
+#
+# Measures: server RSS per idle socket (IDLE sockets), server CPU per match (find -> matched -> one
+# message each way -> next; closed loop, 100 and 1,000 pairs) and per relayed message (RELAY_RATE
+# messages/s offered over 100 pairs), with p50/p99 message latency. Both servers run with raised
+# per-socket rate limits (--rate 1000 --burst 2000), since the default 20/s would refuse the load.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+IDLE=${IDLE:-19000}
+SECS=${SECS:-10}
+RELAY_RATE=${RELAY_RATE:-10000}
+LIMITS=(--rate 1000 --burst 2000)
+target=${CARGO_TARGET_DIR:-target}
+out=${OUT:-$target/lobby-bench}
+mkdir -p "$out"
+
+command -v node >/dev/null || { echo "lobby.sh: node is missing: run ./scripts/test.sh" >&2; exit 1; }
+[ -d bench/anchors/lobby-node/node_modules/socket.io ] || (cd bench/anchors/lobby-node && npm ci --no-audit --no-fund --loglevel=error)
+cargo build --release --locked -q -p tutti
+cargo build --release --locked -q -p tutti-lobby --example lobby_load
+tutti="$target/release/tutti"
+load="$target/release/examples/lobby_load"
+
+# every process may hold at most 20,000 open files here (hard limit)
+ulimit -n "$(ulimit -Hn)"
+echo "open files limit: $(ulimit -n); cores: $(nproc); limits raised for both servers: ${LIMITS[*]}"
+
+server_pid=""
+stop_server() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  server_pid=""
+}
+trap stop_server EXIT
+
+# start_server tutti|node -> sets server_pid and addr
+start_server() {
+  local log="$out/$1-server.log"
+  case "$1" in
+    tutti) taskset -c 0 "$tutti" lobby --listen 127.0.0.1:0 "${LIMITS[@]}" >"$log" 2>&1 & ;;
+    node) taskset -c 0 node bench/anchors/lobby-node/server.mjs "${LIMITS[@]}" >"$log" 2>&1 & ;;
+  esac
+  server_pid=$!
+  for _ in $(seq 100); do
+    addr=$(grep -o 'http://[0-9.:]*' "$log" | head -1 | sed 's|http://||') || true
+    [ -n "$addr" ] && break
+    sleep 0.1
+  done
+  [ -n "$addr" ] || { echo "lobby.sh: $1 server did not start:" >&2; cat "$log" >&2; exit 1; }
+  sleep 1 # settle before measuring the idle RSS
+}
+
+results="$out/results.jsonl"
+: >"$results"
+# run SERVER PHASE LOADGEN-ARGS... (@ADDR@ and @PID@ are filled in once the server runs)
+run() {
+  local server=$1 phase=$2
+  shift 2
+  start_server "$server"
+  local args=()
+  for a in "$@"; do
+    a=${a//@ADDR@/$addr}
+    args+=("${a//@PID@/$server_pid}")
+  done
+  local line
+  line=$(taskset -c 1 "$load" "${args[@]}" | sed -n 's/^result //p')
+  stop_server
+  [ -n "$line" ] || { echo "lobby.sh: no result from $server $phase" >&2; exit 1; }
+  echo "{\"server\":\"$server\",\"phase\":\"$phase\",\"r\":$line}" | tee -a "$results"
+}
+
+for server in tutti node; do
+  run "$server" idle idle @ADDR@ "$IDLE" 5 @PID@
+  run "$server" match100 match @ADDR@ 100 "$SECS" @PID@
+  run "$server" match1000 match @ADDR@ 1000 "$SECS" @PID@
+  run "$server" relay100 relay @ADDR@ 100 "$RELAY_RATE" "$SECS" @PID@
+done
+
+echo
+echo "## Lobby benchmark ($(date -u +%Y-%m-%d), $(nproc) cores, server on core 0, load generator on core 1)"
+node -e '
+const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
+const get = (s, p) => (rows.find((r) => r.server === s && r.phase === p) || {}).r || {};
+const f = (x, d = 1) => (x === undefined || Number.isNaN(x) ? "n/a" : Number(x).toFixed(d));
+// "tutti better by": node ÷ tutti for costs (lower is better), tutti ÷ node for rates (higher is better)
+const better = (t, n, cost) => (t && n ? (cost ? n / t : t / n).toFixed(2) + "x" : "n/a");
+console.log("| metric | tutti | node socket.io | tutti better by |");
+console.log("|---|---|---|---|");
+const line = (name, key, phase, d, cost = true) => {
+  const t = get("tutti", phase)[key], n = get("node", phase)[key];
+  console.log(`| ${name} | ${f(t, d)} | ${f(n, d)} | ${better(t, n, cost)} |`);
+};
+line(`RSS per idle socket, KiB (${get("tutti", "idle").sockets} / ${get("node", "idle").sockets} sockets)`, "kib_per_socket", "idle", 2);
+line("server CPU per match, µs (100 pairs)", "server_cpu_us_per_match", "match100");
+line("server CPU per match, µs (1,000 pairs)", "server_cpu_us_per_match", "match1000");
+line("server CPU per relayed message, µs (100 pairs)", "server_cpu_us_per_message", "relay100", 2);
+line("matches/s (100 pairs, closed loop)", "matches_per_sec", "match100", 0, false);
+line("matches/s (1,000 pairs, closed loop)", "matches_per_sec", "match1000", 0, false);
+line("relayed messages/s (offered '"$RELAY_RATE"', 100 pairs)", "messages_per_sec", "relay100", 0, false);
+line("message latency p50, ms (relay)", "msg_p50_ms", "relay100", 2);
+line("message latency p99, ms (relay)", "msg_p99_ms", "relay100", 2);
+line("message latency p50, ms (match, 100 pairs)", "msg_p50_ms", "match100", 2);
+line("message latency p99, ms (match, 100 pairs)", "msg_p99_ms", "match100", 2);
+' "$results"

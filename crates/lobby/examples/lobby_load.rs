@@ -1,0 +1,369 @@
+//! Load generator for the lobby benchmark (bench/lobby.sh): Socket.IO v5 clients over WebSockets on one
+//! thread, against `tutti lobby` or the Node anchor alike (same events). Loopback only; bounded in
+//! count and time. Reads the server's CPU time from /proc over its measurement window.
+//!
+//!   lobby_load idle  ADDR N HOLD_SECS [SERVER_PID]         N idle sockets, held HOLD_SECS
+//!   lobby_load match ADDR PAIRS SECS SERVER_PID            find → matched → a message each way → next
+//!   lobby_load relay ADDR PAIRS RATE SECS SERVER_PID       RATE messages/s in all between matched pairs
+//!
+//! Prints one line `result {json}`.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// One Socket.IO client connection.
+struct Conn {
+    ws: Ws,
+}
+
+impl Conn {
+    async fn connect(addr: SocketAddr) -> Result<Conn, String> {
+        let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| e.to_string())?;
+        let mut conn = Conn { ws };
+        loop {
+            let text = conn.raw().await.ok_or("closed during the handshake")?;
+            if text.starts_with('0') {
+                conn.ws.send(Message::text("40")).await.map_err(|e| e.to_string())?;
+            } else if text.starts_with("40") {
+                return Ok(conn);
+            }
+        }
+    }
+
+    /// The next text frame, answering pings.
+    async fn raw(&mut self) -> Option<String> {
+        loop {
+            match self.ws.next().await? {
+                Ok(Message::Text(t)) => {
+                    if t.as_str() == "2" {
+                        self.ws.send(Message::text("3")).await.ok()?;
+                        continue;
+                    }
+                    return Some(t.as_str().to_string());
+                }
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// The next event other than `online` (acks are not requested, so none arrive).
+    async fn event(&mut self) -> Option<(String, Value)> {
+        loop {
+            let text = self.raw().await?;
+            if let Some(body) = text.strip_prefix("42") {
+                if let Ok(Value::Array(mut args)) = serde_json::from_str::<Value>(body) {
+                    let data = if args.len() > 1 { args.remove(1) } else { Value::Null };
+                    let name = args[0].as_str().unwrap_or("").to_string();
+                    if name != "online" {
+                        return Some((name, data));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn emit(&mut self, name: &str, data: Value) -> Option<()> {
+        let args = if data.is_null() { json!([name]) } else { json!([name, data]) };
+        self.ws.send(Message::text(format!("42{args}"))).await.ok()
+    }
+}
+
+/// Server CPU time (user + system) in microseconds, from /proc.
+fn cpu_us(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);
+    ticks * 1_000_000 / 100 // USER_HZ is 100 on Linux
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+#[derive(Default)]
+struct Tally {
+    matches: u64,
+    messages: u64,
+    latencies_us: Vec<u32>,
+    errors: u64,
+}
+
+async fn connect_many(addr: SocketAddr, n: usize) -> Vec<Conn> {
+    let mut conns = Vec::with_capacity(n);
+    let mut pending = futures_util::stream::iter((0..n).map(|_| Conn::connect(addr))).buffer_unordered(200);
+    while let Some(c) = pending.next().await {
+        match c {
+            Ok(c) => conns.push(c),
+            Err(e) => {
+                eprintln!("connect failed after {} sockets: {e}", conns.len());
+                break;
+            }
+        }
+    }
+    conns
+}
+
+async fn idle(addr: SocketAddr, n: usize, hold: u64, pid: Option<u32>) {
+    let before = pid.map(rss_kib).unwrap_or(0);
+    let start = Instant::now();
+    let conns = connect_many(addr, n).await;
+    let connected = conns.len();
+    let connect_secs = start.elapsed().as_secs_f64();
+    println!("connected {connected}");
+    // keep answering pings while holding
+    let local = tokio::task::LocalSet::new();
+    for mut c in conns {
+        local.spawn_local(async move { while c.raw().await.is_some() {} });
+    }
+    let mut after = 0;
+    local
+        .run_until(async {
+            tokio::time::sleep(Duration::from_secs(hold)).await;
+            after = pid.map(rss_kib).unwrap_or(0);
+        })
+        .await;
+    let per = if connected > 0 { (after.saturating_sub(before)) as f64 / connected as f64 } else { 0.0 };
+    println!(
+        "result {}",
+        json!({ "mode": "idle", "sockets": connected, "connect_secs": connect_secs,
+                "server_rss_before_kib": before, "server_rss_after_kib": after, "kib_per_socket": per })
+    );
+}
+
+fn now_us(base: Instant) -> u64 {
+    base.elapsed().as_micros() as u64
+}
+
+/// One socket's life in the match benchmark, until `end`.
+async fn match_loop(mut c: Conn, base: Instant, end: Instant, tally: Rc<RefCell<Tally>>, measure_from: Instant) {
+    let mut need_find = true;
+    while Instant::now() < end {
+        if need_find {
+            c.emit("find", json!({})).await;
+        }
+        let Some((name, data)) = c.event().await else {
+            tally.borrow_mut().errors += 1;
+            return;
+        };
+        if name != "matched" {
+            continue;
+        }
+        let initiator = data["initiator"] == true;
+        c.emit("message", json!({ "text": now_us(base).to_string() })).await;
+        let mut got_message = false;
+        loop {
+            let Some((name, data)) = c.event().await else { return };
+            match name.as_str() {
+                "message" => {
+                    let sent: u64 = data["text"].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
+                    let now = Instant::now();
+                    if now >= measure_from && now < end {
+                        let mut t = tally.borrow_mut();
+                        t.latencies_us.push((now_us(base) - sent) as u32);
+                        t.messages += 1;
+                    }
+                    got_message = true;
+                    if initiator {
+                        c.emit("next", Value::Null).await;
+                        let now = Instant::now();
+                        if now >= measure_from && now < end {
+                            tally.borrow_mut().matches += 1;
+                        }
+                        need_find = false; // next queues again
+                        break;
+                    }
+                }
+                "partner_left" if got_message => {
+                    need_find = true;
+                    break;
+                }
+                "partner_left" => {
+                    need_find = true;
+                    tally.borrow_mut().errors += 1;
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+async fn run_match(addr: SocketAddr, pairs: usize, secs: u64, pid: u32) {
+    let conns = connect_many(addr, pairs * 2).await;
+    assert_eq!(conns.len(), pairs * 2, "all sockets connect");
+    let base = Instant::now();
+    let warmup = Duration::from_secs(2);
+    let measure_from = base + warmup;
+    let end = measure_from + Duration::from_secs(secs);
+    let tally = Rc::new(RefCell::new(Tally::default()));
+    let local = tokio::task::LocalSet::new();
+    for c in conns {
+        local.spawn_local(match_loop(c, base, end, tally.clone(), measure_from));
+    }
+    let (mut cpu0, mut cpu1) = (0, 0);
+    local
+        .run_until(async {
+            tokio::time::sleep_until(measure_from.into()).await;
+            cpu0 = cpu_us(pid);
+            tokio::time::sleep_until(end.into()).await;
+            cpu1 = cpu_us(pid);
+        })
+        .await;
+    let t = tally.borrow();
+    let mut lat = t.latencies_us.clone();
+    lat.sort_unstable();
+    let cpu = (cpu1 - cpu0) as f64;
+    println!(
+        "result {}",
+        json!({ "mode": "match", "pairs": pairs, "secs": secs, "matches": t.matches,
+                "matches_per_sec": t.matches as f64 / secs as f64, "messages": t.messages,
+                "server_cpu_ms": cpu / 1000.0, "server_cpu_us_per_match": cpu / t.matches.max(1) as f64,
+                "server_cpu_share": cpu / (secs as f64 * 1e6),
+                "msg_p50_ms": percentile(&lat, 0.5), "msg_p99_ms": percentile(&lat, 0.99), "errors": t.errors })
+    );
+}
+
+async fn relay_loop(
+    mut c: Conn,
+    base: Instant,
+    end: Instant,
+    every: Duration,
+    tally: Rc<RefCell<Tally>>,
+    from: Instant,
+) {
+    c.emit("find", json!({})).await;
+    loop {
+        let Some((name, _)) = c.event().await else { return };
+        if name == "matched" {
+            break;
+        }
+    }
+    let (mut sink, mut stream) = c.ws.split();
+    let reader = {
+        let tally = tally.clone();
+        async move {
+            while let Some(Ok(m)) = stream.next().await {
+                let Message::Text(t) = m else { continue };
+                let t = t.as_str();
+                if t == "2" {
+                    continue; // pong is sent by the writer below, rarely needed in a 10 s run
+                }
+                if let Some(body) = t.strip_prefix("42[\"message\",") {
+                    let v: Value = serde_json::from_str(body.trim_end_matches(']')).unwrap_or(Value::Null);
+                    let sent: u64 = v["text"].as_str().and_then(|x| x.parse().ok()).unwrap_or(0);
+                    let now = Instant::now();
+                    if now >= from && now < end {
+                        let mut tl = tally.borrow_mut();
+                        tl.messages += 1;
+                        tl.latencies_us.push((now_us(base) - sent) as u32);
+                    }
+                }
+            }
+        }
+    };
+    let writer = async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while Instant::now() < end {
+            tick.tick().await;
+            let args = json!(["message", { "text": now_us(base).to_string() }]);
+            if sink.send(Message::text(format!("42{args}"))).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    };
+    tokio::select! { _ = reader => {}, _ = writer => {} }
+}
+
+async fn run_relay(addr: SocketAddr, pairs: usize, rate: f64, secs: u64, pid: u32) {
+    let conns = connect_many(addr, pairs * 2).await;
+    assert_eq!(conns.len(), pairs * 2, "all sockets connect");
+    let base = Instant::now();
+    let from = base + Duration::from_secs(3);
+    let end = from + Duration::from_secs(secs);
+    let every = Duration::from_secs_f64(pairs as f64 * 2.0 / rate);
+    let tally = Rc::new(RefCell::new(Tally::default()));
+    let local = tokio::task::LocalSet::new();
+    for c in conns {
+        local.spawn_local(relay_loop(c, base, end, every, tally.clone(), from));
+    }
+    let (mut cpu0, mut cpu1) = (0, 0);
+    local
+        .run_until(async {
+            tokio::time::sleep_until(from.into()).await;
+            cpu0 = cpu_us(pid);
+            tokio::time::sleep_until(end.into()).await;
+            cpu1 = cpu_us(pid);
+        })
+        .await;
+    let t = tally.borrow();
+    let mut lat = t.latencies_us.clone();
+    lat.sort_unstable();
+    let cpu = (cpu1 - cpu0) as f64;
+    println!(
+        "result {}",
+        json!({ "mode": "relay", "pairs": pairs, "offered_per_sec": rate, "secs": secs, "messages": t.messages,
+                "messages_per_sec": t.messages as f64 / secs as f64,
+                "server_cpu_ms": cpu / 1000.0, "server_cpu_us_per_message": cpu / t.messages.max(1) as f64,
+                "server_cpu_share": cpu / (secs as f64 * 1e6),
+                "msg_p50_ms": percentile(&lat, 0.5), "msg_p99_ms": percentile(&lat, 0.99) })
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage =
+        "usage: lobby_load idle ADDR N HOLD_SECS [PID] | match ADDR PAIRS SECS PID | relay ADDR PAIRS RATE SECS PID";
+    let arg = |i: usize| args.get(i).unwrap_or_else(|| panic!("{usage}")).clone();
+    let addr: SocketAddr = arg(1).trim_start_matches("http://").trim_end_matches('/').parse().expect("ADDR is IP:PORT");
+    assert!(addr.ip().is_loopback(), "the load generator only targets loopback addresses");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        match arg(0).as_str() {
+            "idle" => {
+                idle(addr, arg(2).parse().unwrap(), arg(3).parse().unwrap(), args.get(4).and_then(|p| p.parse().ok()))
+                    .await
+            }
+            "match" => run_match(addr, arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4).parse().unwrap()).await,
+            "relay" => {
+                run_relay(
+                    addr,
+                    arg(2).parse().unwrap(),
+                    arg(3).parse().unwrap(),
+                    arg(4).parse().unwrap(),
+                    arg(5).parse().unwrap(),
+                )
+                .await
+            }
+            _ => panic!("{usage}"),
+        }
+    });
+}
