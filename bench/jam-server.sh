@@ -90,8 +90,12 @@ measure() {
   [ "$format" = opus64 ] && args+=(--codec opus64)
   [ "$gains" = distinct ] && args+=(--distinct-gains)
   local line
-  line=$("${rt[@]}" taskset -c $loadgen_core "$tutti" loadgen -c "127.0.0.1:$port" -n "$n" --warmup $warmup \
-           --duration $duration --server-pid "$server_pid" --summary "${args[@]}")
+  if ! line=$("${rt[@]}" taskset -c $loadgen_core "$tutti" loadgen -c "127.0.0.1:$port" -n "$n" --warmup $warmup \
+           --duration $duration --server-pid "$server_pid" --summary "${args[@]}" 2>/tmp/jam-bench-loadgen.err); then
+    echo "bench/jam-server.sh: the load generator failed at N=$n: $(tail -n 3 /tmp/jam-bench-loadgen.err)" >&2
+    echo "- 0 0 -"
+    return 0
+  fi
   local ms full rss lg
   ms=$(sed -E 's/.*server_ms_per_client_s=([^ ]+).*/\1/' <<<"$line")
   full=$(sed -E 's/.*full_rate=([0-9]+).*/\1/' <<<"$line")
