@@ -4,8 +4,12 @@
 # core 0 and the Rust load generator (crates/lobby/examples/lobby_load.rs, one thread) to core 1.
 # Loopback only; every phase is bounded in sockets and seconds.
 #
-#   bench/lobby.sh                 everything (about 3 minutes)
+#   bench/lobby.sh                 everything (about 5 minutes)
 #   IDLE=5000 SECS=5 bench/lobby.sh  smaller/faster
+#   bench/lobby.sh scale           scale-out instead: SCALE (50,000) idle sockets over three
+#                                  `tutti lobby --redis` processes sharing one redis-server, from three
+#                                  load-generator processes on source addresses 127.0.0.2-4, then a
+#                                  match loop whose sockets alternate between the three processes
 #
 # Measures: server RSS per idle socket (IDLE sockets), server CPU per match (find -> matched -> one
 # message each way -> next; closed loop, 100 and 1,000 pairs) and per relayed message (RELAY_RATE
@@ -59,6 +63,59 @@ start_server() {
   [ -n "$addr" ] || { echo "lobby.sh: $1 server did not start:" >&2; cat "$log" >&2; exit 1; }
   sleep 1 # settle before measuring the idle RSS
 }
+
+if [ "${1:-}" = scale ]; then
+  SCALE=${SCALE:-50000}
+  HOLD=600 # the load generators are stopped once measured
+  command -v redis-server >/dev/null || { echo "lobby.sh: redis-server is missing: run ./scripts/test.sh" >&2; exit 1; }
+  rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >"$out/redis.log" 2>&1 &
+  redis_pid=$!
+  pids=()
+  cleanup_scale() {
+    for p in "${pids[@]}" "${loadgens[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+    kill "$redis_pid" 2>/dev/null || true
+    wait 2>/dev/null || true
+  }
+  trap cleanup_scale EXIT
+  sleep 0.5
+  addrs=()
+  for i in 1 2 3; do
+    "$tutti" lobby --listen 127.0.0.1:0 --redis "redis://127.0.0.1:$rport/" "${LIMITS[@]}" >"$out/scale-$i.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 100); do
+      a=$(grep -o 'http://[0-9.:]*' "$out/scale-$i.log" | head -1 | sed 's|http://||') || true
+      [ -n "$a" ] && break
+      sleep 0.1
+    done
+    [ -n "$a" ] || { echo "lobby.sh: lobby $i did not start" >&2; cat "$out/scale-$i.log" >&2; exit 1; }
+    addrs+=("$a")
+  done
+  csv=$(IFS=,; echo "${addrs[*]}")
+  rss_before_total=$(for p in "${pids[@]}"; do grep VmRSS "/proc/$p/status" | awk '{print $2}'; done | paste -sd+ | bc)
+  per=$((SCALE / 3))
+  loadgens=()
+  started=$(date +%s.%N)
+  for i in 1 2 3; do
+    LOBBY_LOAD_SOURCE="127.0.0.$((i + 1))" "$load" idle "$csv" "$per" "$HOLD" 0 >"$out/scale-load-$i.out" 2>&1 &
+    loadgens+=($!)
+  done
+  for _ in $(seq 600); do
+    [ "$(cat "$out"/scale-load-*.out 2>/dev/null | grep -c '^connected')" -eq 3 ] && break
+    sleep 0.2
+  done
+  connect_secs=$(echo "$(date +%s.%N) - $started" | bc)
+  connected=$(sed -n 's/^connected //p' "$out"/scale-load-*.out | paste -sd+ | bc)
+  sleep 2 # let every process publish its count
+  online=$(redis-cli -p "$rport" hvals lobby:online | paste -sd+ | bc)
+  rss=$(for p in "${pids[@]}"; do grep VmRSS "/proc/$p/status" | awk '{print $2}'; done | paste -sd' ')
+  rss_total=$(echo "$rss" | tr ' ' '+' | bc)
+  echo "scale: $connected of $SCALE sockets connected in ${connect_secs}s; online count in Redis: $online; server RSS KiB: $rss"
+  match=$("$load" match "$csv" 100 5 "${pids[0]}" | sed -n 's/^result //p')
+  echo "scale: match loop (100 pairs alternating over the 3 processes, 50,000 idle sockets held): $match"
+  echo "scale: server RSS per connected socket, all three processes: $(echo "scale=2; ($rss_total - $rss_before_total) / $connected" | bc) KiB"
+  exit 0
+fi
 
 results="$out/results.jsonl"
 : >"$results"

@@ -3,6 +3,10 @@
 //! count and time. Reads the server's CPU time from /proc over its measurement window.
 //!
 //!   lobby_load idle  ADDR N HOLD_SECS [SERVER_PID]         N idle sockets, held HOLD_SECS
+//!
+//! ADDR may list several servers (`IP:PORT,IP:PORT`): sockets are spread round-robin. LOBBY_LOAD_SOURCE
+//! binds the sockets to a loopback source address (127.0.0.2, …) for more ephemeral ports. The CPU
+//! figure reads SERVER_PID only (0: none).
 //!   lobby_load match ADDR PAIRS SECS SERVER_PID            find → matched → a message each way → next
 //!   lobby_load relay ADDR PAIRS RATE SECS SERVER_PID       RATE messages/s in all between matched pairs
 //!
@@ -11,10 +15,10 @@
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::cell::RefCell;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -26,9 +30,16 @@ struct Conn {
 }
 
 impl Conn {
-    async fn connect(addr: SocketAddr) -> Result<Conn, String> {
+    async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> Result<Conn, String> {
         let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| e.to_string())?;
+        let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
+        if let Some(ip) = source {
+            socket.bind(SocketAddr::new(ip, 0)).map_err(|e| format!("bind {ip}: {e}"))?;
+        }
+        let tcp = socket.connect(addr).await.map_err(|e| e.to_string())?;
+        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (ws, _) =
+            tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)).await.map_err(|e| e.to_string())?;
         let mut conn = Conn { ws };
         loop {
             let text = conn.raw().await.ok_or("closed during the handshake")?;
@@ -114,9 +125,13 @@ struct Tally {
     errors: u64,
 }
 
-async fn connect_many(addr: SocketAddr, n: usize) -> Vec<Conn> {
+/// Connects `n` sockets, round-robin over `addrs`, from the source address in `LOBBY_LOAD_SOURCE` if set.
+async fn connect_many(addrs: &[SocketAddr], n: usize) -> Vec<Conn> {
+    let source: Option<IpAddr> =
+        std::env::var("LOBBY_LOAD_SOURCE").ok().map(|s| s.parse().expect("LOBBY_LOAD_SOURCE is an IP"));
     let mut conns = Vec::with_capacity(n);
-    let mut pending = futures_util::stream::iter((0..n).map(|_| Conn::connect(addr))).buffer_unordered(200);
+    let mut pending =
+        futures_util::stream::iter((0..n).map(|i| Conn::connect(addrs[i % addrs.len()], source))).buffer_unordered(200);
     while let Some(c) = pending.next().await {
         match c {
             Ok(c) => conns.push(c),
@@ -129,10 +144,10 @@ async fn connect_many(addr: SocketAddr, n: usize) -> Vec<Conn> {
     conns
 }
 
-async fn idle(addr: SocketAddr, n: usize, hold: u64, pid: Option<u32>) {
+async fn idle(addrs: &[SocketAddr], n: usize, hold: u64, pid: Option<u32>) {
     let before = pid.map(rss_kib).unwrap_or(0);
     let start = Instant::now();
-    let conns = connect_many(addr, n).await;
+    let conns = connect_many(addrs, n).await;
     let connected = conns.len();
     let connect_secs = start.elapsed().as_secs_f64();
     println!("connected {connected}");
@@ -214,8 +229,8 @@ async fn match_loop(mut c: Conn, base: Instant, end: Instant, tally: Rc<RefCell<
     }
 }
 
-async fn run_match(addr: SocketAddr, pairs: usize, secs: u64, pid: u32) {
-    let conns = connect_many(addr, pairs * 2).await;
+async fn run_match(addrs: &[SocketAddr], pairs: usize, secs: u64, pid: u32) {
+    let conns = connect_many(addrs, pairs * 2).await;
     assert_eq!(conns.len(), pairs * 2, "all sockets connect");
     let base = Instant::now();
     let warmup = Duration::from_secs(2);
@@ -302,8 +317,8 @@ async fn relay_loop(
     tokio::select! { _ = reader => {}, _ = writer => {} }
 }
 
-async fn run_relay(addr: SocketAddr, pairs: usize, rate: f64, secs: u64, pid: u32) {
-    let conns = connect_many(addr, pairs * 2).await;
+async fn run_relay(addrs: &[SocketAddr], pairs: usize, rate: f64, secs: u64, pid: u32) {
+    let conns = connect_many(addrs, pairs * 2).await;
     assert_eq!(conns.len(), pairs * 2, "all sockets connect");
     let base = Instant::now();
     let from = base + Duration::from_secs(3);
@@ -342,8 +357,12 @@ fn main() {
     let usage =
         "usage: lobby_load idle ADDR N HOLD_SECS [PID] | match ADDR PAIRS SECS PID | relay ADDR PAIRS RATE SECS PID";
     let arg = |i: usize| args.get(i).unwrap_or_else(|| panic!("{usage}")).clone();
-    let addr: SocketAddr = arg(1).trim_start_matches("http://").trim_end_matches('/').parse().expect("ADDR is IP:PORT");
-    assert!(addr.ip().is_loopback(), "the load generator only targets loopback addresses");
+    let addrs: Vec<SocketAddr> = arg(1)
+        .split(',')
+        .map(|a| a.trim_start_matches("http://").trim_end_matches('/').parse().expect("ADDR is IP:PORT[,IP:PORT…]"))
+        .collect();
+    assert!(addrs.iter().all(|a| a.ip().is_loopback()), "the load generator only targets loopback addresses");
+    let addr = &addrs[..];
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {

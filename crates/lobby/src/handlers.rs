@@ -47,8 +47,7 @@ pub(crate) async fn register<A: Adapter>(s: SocketRef<A>, State(hub): Shared<A>)
 
 /// Once connected: tell the socket how many are online.
 pub(crate) async fn on_connect<A: Adapter>(s: SocketRef<A>, State(hub): Shared<A>) {
-    let count = hub.online_count().await;
-    let _ = s.emit("online", &json!({ "count": count }));
+    let _ = s.emit("online", &json!({ "count": hub.online_now() }));
 }
 
 /// The handler proper has nothing left to do: [`Handled`] did it.

@@ -11,6 +11,7 @@ use socketioxide::extract::AckSender;
 use socketioxide::socket::Sid;
 use socketioxide::SocketIo;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -43,13 +44,22 @@ pub(crate) struct Hub<A: Adapter> {
     lobby: Mutex<Lobby<Sid>>,
     pub(crate) pairing: Pairing<A>,
     online: Mutex<Online>,
+    /// The last total counted (scaled out: over every process), for sockets that just connected.
+    last_total: AtomicUsize,
     io: OnceLock<SocketIo<A>>,
 }
 
 impl<A: Adapter> Hub<A> {
     pub(crate) fn new(config: LobbyConfig, pairing: Pairing<A>) -> Self {
         let lobby = Lobby::new(config.limits.clone(), config.fallback_wait);
-        Hub { config, lobby: Mutex::new(lobby), pairing, online: Mutex::new(Online::default()), io: OnceLock::new() }
+        Hub {
+            config,
+            lobby: Mutex::new(lobby),
+            pairing,
+            online: Mutex::new(Online::default()),
+            last_total: AtomicUsize::new(0),
+            io: OnceLock::new(),
+        }
     }
 
     pub(crate) fn set_io(&self, io: SocketIo<A>) {
@@ -143,12 +153,24 @@ impl<A: Adapter> Hub<A> {
         }
     }
 
-    /// How many sockets are online (all processes when scaled out).
+    /// How many sockets are online (all processes when scaled out: one Redis round trip).
     pub(crate) async fn online_count(&self) -> usize {
+        let local = self.lobby().counts().sockets;
+        let total = match &self.pairing {
+            Pairing::Local => local,
+            Pairing::Redis { queue, .. } => queue.online(local).await.unwrap_or(local),
+        };
+        self.last_total.store(total, Ordering::Relaxed);
+        total
+    }
+
+    /// The count for a socket that just connected, without a round trip: this process's own count
+    /// or, scaled out, the last total counted (at most half a second old).
+    pub(crate) fn online_now(&self) -> usize {
         let local = self.lobby().counts().sockets;
         match &self.pairing {
             Pairing::Local => local,
-            Pairing::Redis { queue, .. } => queue.online(local).await.unwrap_or(local),
+            Pairing::Redis { .. } => self.last_total.load(Ordering::Relaxed).max(local),
         }
     }
 
