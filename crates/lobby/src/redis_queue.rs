@@ -117,3 +117,99 @@ impl RedisQueue {
             redis::cmd("HDEL").arg("lobby:online").arg(&self.node).query_async(&mut self.connection.clone()).await;
     }
 }
+
+/// The Lua port against the Rust original: the same pseudo-random sequence of find/next/stop/disconnect
+/// runs on a [`Lobby`](crate::Lobby) and on a real `redis-server` (started here on a free loopback port),
+/// and every operation must give the same notices in the same order.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Limits, Lobby};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    struct RedisServer(std::process::Child);
+
+    impl Drop for RedisServer {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn start_redis() -> (RedisServer, u16) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .current_dir(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is needed: run ./scripts/test.sh, which installs it");
+        let server = RedisServer(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (server, port)
+    }
+
+    #[tokio::test]
+    async fn lua_queue_decides_exactly_like_the_lobby() {
+        let (_server, port) = start_redis();
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let queue = RedisQueue::connect(&client).await.unwrap();
+        let mut config = LobbyConfig::new(([127, 0, 0, 1], 0).into());
+        config.fallback_wait = Duration::from_secs(3600); // no time-dependent fallback in this test
+        let limits = Limits::default();
+        let mut lobby: Lobby<Sid> = Lobby::new(limits.clone(), config.fallback_wait);
+        let mut seed = 0x9E3779B97F4A7C15u64;
+        let mut rnd = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let pool = ["a", "b", "c", "d"];
+        let mut connected: Vec<Sid> = Vec::new();
+        let now = Instant::now();
+        for step in 0..3000 {
+            let op = rnd(10);
+            if op < 2 || connected.len() < 2 {
+                let id = Sid::new();
+                lobby.connect(id, now);
+                connected.push(id);
+                continue;
+            }
+            let id = connected[rnd(connected.len())];
+            let (rust, lua) = match op {
+                2..=4 => {
+                    let tags: Vec<String> = (0..rnd(3)).map(|_| pool[rnd(pool.len())].to_string()).collect();
+                    let interests = crate::Interests::parse(&tags, &limits).unwrap();
+                    let rust = lobby.find(id, interests.clone(), now).map_err(|e| e.code());
+                    let lua = queue.find(id, &interests, &config).await.map_err(|e| e.code());
+                    (rust, lua)
+                }
+                5 | 6 => {
+                    (lobby.next(id, now).map_err(|e| e.code()), queue.next(id, &config).await.map_err(|e| e.code()))
+                }
+                7 => (lobby.stop(id).map_err(|e| e.code()), queue.stop(id).await.map_err(|e| e.code())),
+                _ => {
+                    connected.retain(|c| *c != id);
+                    (Ok(lobby.disconnect(id)), queue.disconnect(id).await.map_err(|e| e.code()))
+                }
+            };
+            assert_eq!(rust, lua, "step {step}: op {op} on {id}");
+        }
+        assert!(lobby.counts().pairs > 0, "the walk made pairs");
+        for id in connected {
+            assert_eq!(Ok(lobby.disconnect(id)), queue.disconnect(id).await.map_err(|e| e.code()));
+        }
+        let mut c = queue.connection.clone();
+        let keys: Vec<String> = redis::cmd("KEYS").arg("lobby:s:*").query_async(&mut c).await.unwrap();
+        assert!(keys.is_empty(), "Redis forgot everyone: {keys:?}");
+        let waiting: usize = redis::cmd("ZCARD").arg("lobby:queue").query_async(&mut c).await.unwrap();
+        assert_eq!(waiting, 0);
+    }
+}
