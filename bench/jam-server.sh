@@ -9,6 +9,8 @@
 #                 that other work on the machine (a build, say) cannot take their cores' time
 #
 # For each case (audio format x gains) and each N, every server runs alone, pinned to core 0,
+# (all N clients join at once; the 6 s warm-up covers the 3 s fade-in, during which every new
+# listener's mix is its own, and the catch-up after it),
 # with `tutti loadgen` pinned to core 1 emulating N clients (real handshakes, real OPUS frames,
 # sequence counters); the load generator reads the server's CPU (utime+stime from /proc) and RSS
 # over a measurement window and checks that every client got its mix at full rate (>= 99 % of
@@ -28,7 +30,7 @@ cd "$(dirname "$0")/.."
 
 ns="1 5 10 20 50 100 110 120 130 140 150"
 cases="opus-default,opus-distinct,opus64-default,opus64-distinct"
-warmup=3
+warmup=6
 duration=5
 rt=()
 while [ $# -gt 0 ]; do
