@@ -100,10 +100,11 @@ if [ "${1:-}" = scale ]; then
     LOBBY_LOAD_SOURCE="127.0.0.$((i + 1))" "$load" idle "$csv" "$per" "$HOLD" 0 >"$out/scale-load-$i.out" 2>&1 &
     loadgens+=($!)
   done
-  for _ in $(seq 600); do
+  for _ in $(seq 3000); do # up to 10 minutes
     [ "$(cat "$out"/scale-load-*.out 2>/dev/null | grep -c '^connected')" -eq 3 ] && break
     sleep 0.2
   done
+  [ "$(cat "$out"/scale-load-*.out 2>/dev/null | grep -c '^connected')" -eq 3 ] || { echo "lobby.sh: the load generators did not finish connecting" >&2; exit 1; }
   connect_secs=$(echo "$(date +%s.%N) - $started" | bc)
   connected=$(sed -n 's/^connected //p' "$out"/scale-load-*.out | paste -sd+ | bc)
   sleep 2 # let every process publish its count

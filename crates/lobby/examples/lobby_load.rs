@@ -19,6 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -39,7 +40,9 @@ impl Conn {
         let tcp = socket.connect(addr).await.map_err(|e| e.to_string())?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
         let (ws, _) =
-            tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)).await.map_err(|e| e.to_string())?;
+            tokio_tungstenite::client_async_with_config(url, MaybeTlsStream::Plain(tcp), Some(small_buffers()))
+                .await
+                .map_err(|e| e.to_string())?;
         let mut conn = Conn { ws };
         loop {
             let text = conn.raw().await.ok_or("closed during the handshake")?;
@@ -88,6 +91,11 @@ impl Conn {
         let args = if data.is_null() { json!([name]) } else { json!([name, data]) };
         self.ws.send(Message::text(format!("42{args}"))).await.ok()
     }
+}
+
+/// Client buffers for tens of thousands of idle sockets per process (the defaults are 128 KiB).
+fn small_buffers() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(4096)
 }
 
 /// Server CPU time (user + system) in microseconds, from /proc.
@@ -147,26 +155,56 @@ async fn connect_many(addrs: &[SocketAddr], n: usize) -> Vec<Conn> {
 async fn idle(addrs: &[SocketAddr], n: usize, hold: u64, pid: Option<u32>) {
     let before = pid.map(rss_kib).unwrap_or(0);
     let start = Instant::now();
-    let conns = connect_many(addrs, n).await;
-    let connected = conns.len();
-    let connect_secs = start.elapsed().as_secs_f64();
-    println!("connected {connected}");
-    // keep answering pings while holding
+    let source: Option<IpAddr> =
+        std::env::var("LOBBY_LOAD_SOURCE").ok().map(|s| s.parse().expect("LOBBY_LOAD_SOURCE is an IP"));
+    // each socket answers pings from the moment it is connected (a long connect phase must not let the
+    // first sockets time out), at most 200 handshakes in flight
+    let connected = Rc::new(RefCell::new((0usize, 0usize)));
+    let gate = Rc::new(tokio::sync::Semaphore::new(200));
     let local = tokio::task::LocalSet::new();
-    for mut c in conns {
-        local.spawn_local(async move { while c.raw().await.is_some() {} });
+    for i in 0..n {
+        let (addr, connected, gate) = (addrs[i % addrs.len()], connected.clone(), gate.clone());
+        local.spawn_local(async move {
+            let permit = gate.acquire().await.expect("semaphore open");
+            let conn = match tokio::time::timeout(Duration::from_secs(20), Conn::connect(addr, source)).await {
+                Ok(conn) => conn,
+                Err(_) => Err("no handshake within 20 s".to_string()),
+            };
+            drop(permit);
+            match conn {
+                Ok(mut c) => {
+                    connected.borrow_mut().0 += 1;
+                    while c.raw().await.is_some() {}
+                    connected.borrow_mut().0 -= 1;
+                }
+                Err(e) => {
+                    let mut count = connected.borrow_mut();
+                    if count.1 == 0 {
+                        eprintln!("connect failed: {e}");
+                    }
+                    count.1 += 1;
+                }
+            }
+        });
     }
-    let mut after = 0;
+    let (mut ok, mut failed, mut connect_secs, mut after) = (0, 0, 0.0, 0);
     local
         .run_until(async {
+            while connected.borrow().0 + connected.borrow().1 < n {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            connect_secs = start.elapsed().as_secs_f64();
+            (ok, failed) = *connected.borrow();
+            println!("connected {ok}");
             tokio::time::sleep(Duration::from_secs(hold)).await;
             after = pid.map(rss_kib).unwrap_or(0);
+            ok = connected.borrow().0; // still connected at the end
         })
         .await;
-    let per = if connected > 0 { (after.saturating_sub(before)) as f64 / connected as f64 } else { 0.0 };
+    let per = if ok > 0 { (after.saturating_sub(before)) as f64 / ok as f64 } else { 0.0 };
     println!(
         "result {}",
-        json!({ "mode": "idle", "sockets": connected, "connect_secs": connect_secs,
+        json!({ "mode": "idle", "sockets": ok, "failed": failed, "connect_secs": connect_secs,
                 "server_rss_before_kib": before, "server_rss_after_kib": after, "kib_per_socket": per })
     );
 }
