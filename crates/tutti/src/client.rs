@@ -58,16 +58,9 @@ pub struct Args {
     /// Local UDP port [default: any].
     #[arg(long, value_name = "PORT", default_value_t = 0)]
     pub port: u16,
-    /// Serve Jamulus' client JSON-RPC API (jamulusclient/*) on this TCP port; needs
-    /// --jsonrpcsecretfile. Off by default.
-    #[arg(long, value_name = "PORT")]
-    pub jsonrpcport: Option<u16>,
-    /// File whose first line (at least 16 characters) is the JSON-RPC secret.
-    #[arg(long, value_name = "FILE")]
-    pub jsonrpcsecretfile: Option<PathBuf>,
-    /// Address JSON-RPC listens on [default: 127.0.0.1].
-    #[arg(long, value_name = "IP")]
-    pub jsonrpcbindip: Option<IpAddr>,
+    /// JSON-RPC (Jamulus' client API, jamulusclient/*).
+    #[command(flatten)]
+    pub jsonrpc: crate::jsonrpc::Flags,
     /// Accepted for Jamulus compatibility (tutti's client is always headless).
     #[arg(short = 'n', long, hide = true)]
     pub nogui: bool,
@@ -87,7 +80,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(directory) = &args.list {
         return crate::list::run(directory);
     }
-    let jsonrpc = crate::jsonrpc::endpoint(args.jsonrpcport, args.jsonrpcsecretfile.as_ref(), args.jsonrpcbindip)?;
+    let jsonrpc = crate::jsonrpc::endpoint(
+        args.jsonrpc.jsonrpcport,
+        args.jsonrpc.jsonrpcsecretfile.as_ref(),
+        args.jsonrpc.jsonrpcbindip,
+    )?;
     let Some(connect) = &args.connect else { bail!("--connect HOST[:PORT] is required") };
     let server = resolve(connect, crate::server::DEFAULT_PORT)?;
     let mut config = args.audio.client_config();

@@ -66,15 +66,9 @@ pub struct Args {
     /// With --recording: start with recording switched off (JSON-RPC or SIGUSR2 switch it on).
     #[arg(long)]
     pub norecord: bool,
-    /// Serve JSON-RPC (Jamulus' API) on this TCP port; needs --jsonrpcsecretfile. Off by default.
-    #[arg(long, value_name = "PORT")]
-    pub jsonrpcport: Option<u16>,
-    /// File whose first line (at least 16 characters) is the JSON-RPC secret.
-    #[arg(long, value_name = "FILE")]
-    pub jsonrpcsecretfile: Option<PathBuf>,
-    /// Address JSON-RPC listens on [default: 127.0.0.1].
-    #[arg(long, value_name = "IP")]
-    pub jsonrpcbindip: Option<IpAddr>,
+    /// JSON-RPC (Jamulus' server API, jamulusserver/*).
+    #[command(flatten)]
+    pub jsonrpc: crate::jsonrpc::Flags,
     /// Serve Prometheus metrics at http://ADDR/metrics: PORT (on 127.0.0.1) or IP:PORT. Off by default.
     #[arg(long, value_name = "[IP:]PORT")]
     pub metrics: Option<String>,
@@ -178,9 +172,9 @@ impl Args {
                 .map_err(|e| anyhow::anyhow!("--recording: {e}; give a folder tutti may create and write"))?;
         }
         let jsonrpc = crate::jsonrpc::endpoint(
-            self.jsonrpcport.or(file.jsonrpcport),
-            self.jsonrpcsecretfile.as_ref().or(file.jsonrpcsecretfile.as_ref()),
-            self.jsonrpcbindip.or(file.jsonrpcbindip),
+            self.jsonrpc.jsonrpcport.or(file.jsonrpcport),
+            self.jsonrpc.jsonrpcsecretfile.as_ref().or(file.jsonrpcsecretfile.as_ref()),
+            self.jsonrpc.jsonrpcbindip.or(file.jsonrpcbindip),
         )?;
         let metrics = match self.metrics.clone().or(file.metrics) {
             Some(text) => Some(parse_metrics_address(&text)?),

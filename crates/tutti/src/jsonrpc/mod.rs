@@ -45,6 +45,20 @@ pub trait Api: Send + Sync + 'static {
     fn call(&self, method: &str, params: &Map<String, Value>) -> Result<Option<Value>, RpcError>;
 }
 
+/// The JSON-RPC flags `tutti server` and `tutti client` share (Jamulus' names).
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct Flags {
+    /// Serve Jamulus' JSON-RPC API on this TCP port; needs --jsonrpcsecretfile. Off by default.
+    #[arg(long, value_name = "PORT")]
+    pub jsonrpcport: Option<u16>,
+    /// File whose first line (at least 16 characters) is the JSON-RPC secret.
+    #[arg(long, value_name = "FILE")]
+    pub jsonrpcsecretfile: Option<PathBuf>,
+    /// Address JSON-RPC listens on [default: 127.0.0.1].
+    #[arg(long, value_name = "IP")]
+    pub jsonrpcbindip: Option<IpAddr>,
+}
+
 /// `--jsonrpcport`, `--jsonrpcsecretfile` and `--jsonrpcbindip` checked together: where to listen
 /// and the secret, or `None` when JSON-RPC is off.
 pub fn endpoint(
