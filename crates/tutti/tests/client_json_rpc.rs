@@ -11,46 +11,15 @@ mod tutti_process;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::time::Duration;
 use support::{
-    free_tcp_port, free_udp_port, require_jamulus, wait_until, ClientOptions, JamulusClient, JamulusServer, JsonRpc,
-    ServerOptions,
+    free_tcp_port, free_udp_port, require_jamulus, shape, wait_until, ClientOptions, JamulusClient, JamulusServer,
+    JsonRpc, ServerOptions, StateDir,
 };
 use tutti_process::Tutti;
 
 const SECRET: &str = "tutti-client-secret-0123456789";
 const WAIT: Duration = Duration::from_secs(10);
-
-/// The secret file, removed on drop.
-struct SecretFile(PathBuf);
-
-impl SecretFile {
-    fn new() -> SecretFile {
-        let path =
-            std::env::temp_dir().join(format!("tutti-client-rpc-{}-{}.secret", std::process::id(), free_udp_port()));
-        std::fs::write(&path, format!("{SECRET}\n")).unwrap();
-        SecretFile(path)
-    }
-}
-
-impl Drop for SecretFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// The JSON "shape": keys and value types, recursively (array items by their first element).
-fn shape(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
-        Value::Array(a) => Value::Array(a.first().map(shape).into_iter().collect()),
-        Value::String(_) => json!("string"),
-        Value::Number(_) => json!("number"),
-        Value::Bool(_) => json!("bool"),
-        Value::Null => json!("null"),
-    }
-}
 
 /// Calls `method` on both and asserts the same reply: the whole reply's shape, and `result` and
 /// `error` themselves when `same_value`. Returns tutti's reply.
@@ -70,7 +39,9 @@ fn names(list: &Value) -> Vec<&str> {
 #[test]
 fn tutti_client_json_rpc_answers_like_the_real_jamulus_client() {
     require_jamulus();
-    let secret = SecretFile::new();
+    let state = StateDir::new("tutti-client-rpc");
+    let secret = state.file("secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
     let port = free_udp_port();
     let server_address = SocketAddr::from(([127, 0, 0, 1], port));
     let (address, tcp) = (server_address.to_string(), free_tcp_port().to_string());
@@ -90,7 +61,7 @@ fn tutti_client_json_rpc_answers_like_the_real_jamulus_client() {
         "--jsonrpcport",
         &tcp,
         "--jsonrpcsecretfile",
-        secret.0.to_str().unwrap(),
+        secret.to_str().unwrap(),
     ]);
     let real = JamulusClient::start(ClientOptions::new(server_address));
     let theirs = real.rpc();

@@ -6,19 +6,10 @@ mod support;
 mod tutti_process;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-use support::{free_udp_port, require_jamulus, wait_until, JamulusServer, ServerOptions};
+use support::{free_udp_port, require_jamulus, wait_until, JamulusServer, ServerOptions, StateDir};
 use tutti_process::{listening_client, Tutti};
-
-/// A temp folder removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The log's lines with the leading `YYYY-MM-DD HH:MM:SS` replaced by `<time>` (checked to be one).
 fn lines_of(path: &Path) -> Vec<String> {
@@ -53,9 +44,8 @@ fn connect_two_and_leave(server: SocketAddr, log: &Path) {
 #[test]
 fn connection_log_lines_are_the_real_jamulus_servers() {
     require_jamulus();
-    let dir = TempDir(std::env::temp_dir().join(format!("tutti-connlog-{}-{}", std::process::id(), free_udp_port())));
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let (theirs, mine) = (dir.0.join("jamulus.log"), dir.0.join("tutti.log"));
+    let dir = StateDir::new("tutti-connlog");
+    let (theirs, mine) = (dir.file("jamulus.log"), dir.file("tutti.log"));
 
     let mut options = ServerOptions::new(free_udp_port());
     options.jsonrpc = false;

@@ -13,27 +13,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::{free_tcp_port, free_udp_port, wait_until, JamulusServer, JsonRpc, ServerOptions};
+use support::{free_tcp_port, free_udp_port, shape, wait_until, JamulusServer, JsonRpc, ServerOptions, StateDir};
 use tutti_process::Tutti;
 
 const SECRET: &str = "tutti-test-secret-0123456789";
-
-/// A temp folder removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("tutti-{tag}-{}-{}", std::process::id(), free_udp_port()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn secret_file(dir: &Path) -> String {
     let path = dir.join("secret.txt");
@@ -103,18 +86,6 @@ fn raw_session(port: u16, lines: &[&str]) -> (Vec<Value>, bool) {
     (replies, closed)
 }
 
-/// The JSON "shape": keys and value types, recursively (array items by their first element).
-fn shape(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
-        Value::Array(a) => Value::Array(a.first().map(shape).into_iter().collect()),
-        Value::String(_) => json!("string"),
-        Value::Number(_) => json!("number"),
-        Value::Bool(_) => json!("bool"),
-        Value::Null => json!("null"),
-    }
-}
-
 /// Zero crossings per second of a mono 16-bit signal ≈ 2 × frequency.
 fn frequency(samples: &[i16]) -> f32 {
     let crossings = samples.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
@@ -123,9 +94,9 @@ fn frequency(samples: &[i16]) -> f32 {
 
 #[test]
 fn recording_two_tones_end_to_end() {
-    let dir = TempDir::new("rec");
-    let rec = dir.0.join("recordings");
-    let (tutti, udp, tcp) = start_tutti(&dir.0, &["-R", rec.to_str().unwrap()]);
+    let dir = StateDir::new("tutti-rec");
+    let rec = dir.file("recordings");
+    let (tutti, udp, tcp) = start_tutti(dir.path(), &["-R", rec.to_str().unwrap()]);
     let server = SocketAddr::from(([127, 0, 0, 1], udp));
     let rpc = JsonRpc::connect(tcp, SECRET);
     let status = rpc.call("jamulusserver/getRecorderStatus", json!({}))["result"].clone();
@@ -210,13 +181,13 @@ fn rpp_result(rpc: &JsonRpc, method: &str) -> Value {
 #[test]
 fn json_rpc_answers_like_the_real_jamulus_server() {
     support::require_jamulus();
-    let dir = TempDir::new("rpc");
-    let rec = dir.0.join("rec");
+    let dir = StateDir::new("tutti-rpc");
+    let rec = dir.file("rec");
     let rec_arg = rec.to_str().unwrap();
     let mut options = ServerOptions::new(free_udp_port());
     options.extra_args = vec!["-R".into(), rec_arg.into(), "--norecord".into()];
     let jamulus = JamulusServer::start(options);
-    let (_tutti, udp, tcp) = start_tutti(&dir.0, &["-R", rec_arg, "--norecord"]);
+    let (_tutti, udp, tcp) = start_tutti(dir.path(), &["-R", rec_arg, "--norecord"]);
     let ours = JsonRpc::connect(tcp, SECRET);
     // A connected client in both, so that getClients lists one.
     let c1 = tone_client(jamulus.address(), "Shape", 440.0);
@@ -295,8 +266,8 @@ fn json_rpc_answers_like_the_real_jamulus_server() {
 
 #[test]
 fn json_rpc_refuses_strangers_and_limits_connections() {
-    let dir = TempDir::new("auth");
-    let (tutti, _udp, tcp) = start_tutti(&dir.0, &[]);
+    let dir = StateDir::new("tutti-auth");
+    let (tutti, _udp, tcp) = start_tutti(dir.path(), &[]);
     let (replies, closed) = raw_session(
         tcp,
         &[
@@ -331,10 +302,10 @@ fn json_rpc_refuses_strangers_and_limits_connections() {
 
 #[test]
 fn metrics_scrape() {
-    let dir = TempDir::new("metrics");
+    let dir = StateDir::new("tutti-metrics");
     let port = free_tcp_port();
     let address = format!("127.0.0.1:{port}");
-    let (tutti, udp, _tcp) = start_tutti(&dir.0, &["--metrics", &address]);
+    let (tutti, udp, _tcp) = start_tutti(dir.path(), &["--metrics", &address]);
     assert!(tutti.wait_for_log("metrics at http://", Duration::from_secs(5)), "{}", tutti.log());
     let client = tone_client(SocketAddr::from(([127, 0, 0, 1], udp)), "Metric", 440.0);
     std::thread::sleep(Duration::from_millis(800));

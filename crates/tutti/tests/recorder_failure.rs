@@ -12,7 +12,7 @@ use std::f32::consts::TAU;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use support::{free_tcp_port, free_udp_port, JsonRpc};
+use support::{free_tcp_port, free_udp_port, JsonRpc, StateDir};
 use tutti_jam::ClientEvent;
 use tutti_process::{listening_client, Tutti};
 use tutti_proto::message::RecorderState;
@@ -20,15 +20,6 @@ use tutti_proto::message::RecorderState;
 const SECRET: &str = "tutti-recorder-failure-secret-0123";
 /// Per-file limit: a mono 16-bit 48 kHz track reaches it after about 1.25 s.
 const FILE_LIMIT: u64 = 120_000;
-
-/// A temp folder removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A tutti client playing a 440 Hz sine at a quarter of full scale.
 fn tone_client(server: SocketAddr) -> tutti_net::RunningClient {
@@ -64,10 +55,9 @@ fn valid_wav(path: &Path) -> Vec<i16> {
 
 #[test]
 fn a_failing_disk_stops_the_recorder_but_not_the_jam() {
-    let root = TempDir(std::env::temp_dir().join(format!("tutti-recfail-{}-{}", std::process::id(), free_udp_port())));
-    std::fs::create_dir_all(&root.0).unwrap();
-    let rec = root.0.join("rec");
-    let secret = root.0.join("secret");
+    let root = StateDir::new("tutti-recfail");
+    let rec = root.file("rec");
+    let secret = root.file("secret");
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
     let (udp, tcp) = (free_udp_port().to_string(), free_tcp_port().to_string());
     let mut tutti = Tutti::start_with_file_size_limit(

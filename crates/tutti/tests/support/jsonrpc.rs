@@ -218,6 +218,18 @@ impl Drop for JsonRpc {
     }
 }
 
+/// The JSON "shape": keys and value types, recursively (array items by their first element).
+pub fn shape(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+        Value::Array(a) => Value::Array(a.first().map(shape).into_iter().collect()),
+        Value::String(_) => json!("string"),
+        Value::Number(_) => json!("number"),
+        Value::Bool(_) => json!("bool"),
+        Value::Null => json!("null"),
+    }
+}
+
 fn read_loop(stream: TcpStream, shared: &Shared) {
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();

@@ -28,7 +28,7 @@ mod server;
 #[allow(unused_imports)]
 pub use client::{ClientOptions, JamulusClient};
 #[allow(unused_imports)]
-pub use jsonrpc::JsonRpc;
+pub use jsonrpc::{shape, JsonRpc};
 #[allow(unused_imports)]
 pub use process::base64;
 #[allow(unused_imports)]
