@@ -15,6 +15,7 @@ pub mod server_control;
 pub mod server_list;
 pub mod server_metrics;
 mod socket;
+pub mod tone;
 
 pub use client::{AudioSink, AudioSource, Command, RunningClient};
 pub use directory::{DirectoryOptions, RunningDirectory};
@@ -22,3 +23,4 @@ pub use loadgen::{run_load, ClientReport, LoadOptions, LoadReport};
 pub use process::ProcessSample;
 pub use server::{RunningServer, ServerOptions};
 pub use server_list::{fetch_server_list, ListedServer};
+pub use tone::Tone;

@@ -8,6 +8,7 @@
 //! PID, the server's CPU and memory over the same measurement window.
 
 use crate::process::ProcessSample;
+use crate::tone::Tone;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -130,7 +131,8 @@ pub fn run_load(options: &LoadOptions, stop: &AtomicBool) -> io::Result<LoadRepo
 
     let period = Duration::from_nanos(format.frame_samples() as u64 * 1_000_000_000 / u64::from(SAMPLE_RATE));
     let frames_per_packet = format.frames_per_packet as f64;
-    let mut tone = Tone::new(440.0, usize::from(format.channels), format.frame_samples());
+    let mut tone = Tone::new(440.0, usize::from(format.channels));
+    let mut pcm = vec![0.0f32; format.frame_samples() * usize::from(format.channels)];
     let mut coded = vec![0u8; format.coded_bytes];
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
 
@@ -175,7 +177,8 @@ pub fn run_load(options: &LoadOptions, stop: &AtomicBool) -> io::Result<LoadRepo
             next = now + period;
         }
 
-        encoder.encode_float(tone.next_frame(), &mut coded).map_err(io::Error::other)?;
+        tone.fill(&mut pcm);
+        encoder.encode_float(&pcm, &mut coded).map_err(io::Error::other)?;
         for c in &mut clients {
             c.exchange(now, &coded, &mut buf, options.distinct_gains);
         }
@@ -273,33 +276,6 @@ impl Emulated {
 fn distinct_gain(listener: usize, channel: usize) -> f32 {
     let h = (listener * 7919 + channel * 104_729 + 13) % 1009;
     0.5 + 0.5 * h as f32 / 1009.0
-}
-
-/// A sine at a quarter of full scale, frame by frame.
-struct Tone {
-    phase: f32,
-    step: f32,
-    channels: usize,
-    frame: Vec<f32>,
-}
-
-impl Tone {
-    fn new(hz: f32, channels: usize, samples: usize) -> Self {
-        Tone {
-            phase: 0.0,
-            step: hz / SAMPLE_RATE as f32 * std::f32::consts::TAU,
-            channels,
-            frame: vec![0.0; samples * channels],
-        }
-    }
-
-    fn next_frame(&mut self) -> &[f32] {
-        for samples in self.frame.chunks_exact_mut(self.channels) {
-            samples.fill(0.25 * self.phase.sin());
-            self.phase = (self.phase + self.step) % std::f32::consts::TAU;
-        }
-        &self.frame
-    }
 }
 
 #[cfg(test)]

@@ -256,14 +256,8 @@ fn audio_source(input: &str, channels: usize) -> anyhow::Result<AudioSource> {
             None if rest.is_empty() => 440.0,
             None => bail!("unknown --input {input:?} (silence, tone, tone:HZ or a WAV file)"),
         };
-        let step = hz / 48_000.0 * std::f32::consts::TAU;
-        let mut phase = 0.0f32;
-        return Ok(Box::new(move |pcm: &mut [f32]| {
-            for frame in pcm.chunks_exact_mut(channels) {
-                frame.fill(0.25 * phase.sin());
-                phase = (phase + step) % std::f32::consts::TAU;
-            }
-        }));
+        let mut tone = tutti_net::Tone::new(hz, channels);
+        return Ok(Box::new(move |pcm: &mut [f32]| tone.fill(pcm)));
     }
     let samples = read_wav(Path::new(input), channels)?;
     let mut at = 0;

@@ -7,14 +7,13 @@ mod support;
 mod tutti_process;
 
 use serde_json::{json, Value};
-use std::f32::consts::TAU;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use support::{free_tcp_port, free_udp_port, shape, wait_until, JamulusServer, JsonRpc, ServerOptions, StateDir};
-use tutti_process::Tutti;
+use tutti_process::{tone_client, Tutti};
 
 const SECRET: &str = "tutti-test-secret-0123456789";
 
@@ -34,26 +33,6 @@ fn start_tutti(dir: &Path, extra: &[&str]) -> (Tutti, u16, u16) {
     let tutti = Tutti::start(&args);
     assert!(tutti.wait_for_log("jam server listening on UDP", Duration::from_secs(10)), "{}", tutti.log());
     (tutti, udp, tcp)
-}
-
-/// A tutti client sending a sine of `hz` at a quarter of full scale.
-fn tone_client(server: SocketAddr, name: &str, hz: f32) -> tutti_net::RunningClient {
-    let profile = tutti_proto::message::Profile { name: name.into(), ..Default::default() };
-    let config = tutti_jam::ClientConfig { profile, channels: 1, ..Default::default() };
-    let mut n = 0u64;
-    tutti_net::RunningClient::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        server,
-        config,
-        Box::new(move |pcm: &mut [f32]| {
-            for s in pcm.iter_mut() {
-                *s = 0.25 * (TAU * hz * n as f32 / 48_000.0).sin();
-                n += 1;
-            }
-        }),
-        Box::new(|_: &[f32]| {}),
-    )
-    .expect("start tutti's client")
 }
 
 /// Lines a raw connection gets for `lines` (sent one by one), until it closes or goes quiet.

@@ -8,33 +8,17 @@ mod support;
 mod tutti_process;
 
 use serde_json::json;
-use std::f32::consts::TAU;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::{free_tcp_port, free_udp_port, JsonRpc, StateDir};
 use tutti_jam::ClientEvent;
-use tutti_process::{listening_client, Tutti};
+use tutti_process::{listening_client, tone_client, Tutti};
 use tutti_proto::message::RecorderState;
 
 const SECRET: &str = "tutti-recorder-failure-secret-0123";
 /// Per-file limit: a mono 16-bit 48 kHz track reaches it after about 1.25 s.
 const FILE_LIMIT: u64 = 120_000;
-
-/// A tutti client playing a 440 Hz sine at a quarter of full scale.
-fn tone_client(server: SocketAddr) -> tutti_net::RunningClient {
-    let profile = tutti_proto::message::Profile { name: "Tone".into(), ..Default::default() };
-    let config = tutti_jam::ClientConfig { profile, ..Default::default() };
-    let mut n = 0u64;
-    let source = Box::new(move |pcm: &mut [f32]| {
-        for s in pcm.iter_mut() {
-            *s = 0.25 * (TAU * 440.0 * n as f32 / 48_000.0).sin();
-            n += 1;
-        }
-    });
-    tutti_net::RunningClient::start(SocketAddr::from(([127, 0, 0, 1], 0)), server, config, source, Box::new(|_| {}))
-        .expect("start tutti's client")
-}
 
 /// Checks that `path` is a complete 16-bit mono 48 kHz WAV whose header matches its length; returns
 /// its samples.
@@ -79,7 +63,7 @@ fn a_failing_disk_stops_the_recorder_but_not_the_jam() {
     assert!(tutti.wait_for_log("jam server listening on UDP", Duration::from_secs(10)), "{}", tutti.log());
     let server = SocketAddr::from(([127, 0, 0, 1], udp.parse().unwrap()));
     let (listener, heard) = listening_client(server, "Ear", 1);
-    let tone = tone_client(server);
+    let tone = tone_client(server, "Tone", 440.0);
 
     // The listener is told "recording", then "not enabled" once the writes fail.
     let mut states = Vec::new();

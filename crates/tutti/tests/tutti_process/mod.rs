@@ -111,6 +111,16 @@ fn unique() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
+/// A mono tutti client named `name` playing a sine of `hz` at a quarter of full scale.
+pub fn tone_client(server: SocketAddr, name: &str, hz: f32) -> tutti_net::RunningClient {
+    let profile = tutti_proto::message::Profile { name: name.into(), ..Default::default() };
+    let config = tutti_jam::ClientConfig { profile, channels: 1, ..Default::default() };
+    let mut tone = tutti_net::Tone::new(hz, 1);
+    let source = Box::new(move |pcm: &mut [f32]| tone.fill(pcm));
+    tutti_net::RunningClient::start(SocketAddr::from(([127, 0, 0, 1], 0)), server, config, source, Box::new(|_| {}))
+        .expect("start tutti's client")
+}
+
 /// A silent tutti client named `name` with `channels` channels, recording its decoded mix (interleaved).
 pub fn listening_client(
     server: SocketAddr,
