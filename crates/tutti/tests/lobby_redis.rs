@@ -5,7 +5,7 @@
 
 mod lobby_support;
 
-use lobby_support::{Client, Lobby, Redis};
+use lobby_support::{matched_at_once, Client, Lobby, Redis};
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -101,20 +101,7 @@ async fn hundreds_pair_exactly_once_across_processes() {
     const N: usize = 200;
     let redis = Redis::start();
     let lobbies = [Lobby::start(&["--redis", &redis.url()]), Lobby::start(&["--redis", &redis.url()])];
-    let mut joins = Vec::new();
-    for i in 0..N {
-        let addr = lobbies[i % 2].addr;
-        joins.push(tokio::spawn(async move {
-            let mut c = Client::connect(addr).await;
-            assert_eq!(c.call("find", json!({})).await, json!({ "ok": true }));
-            c.expect("matched", "everyone is matched").await;
-            c
-        }));
-    }
-    let mut clients = Vec::new();
-    for j in joins {
-        clients.push(j.await.unwrap());
-    }
+    let mut clients = matched_at_once(&[lobbies[0].addr, lobbies[1].addr], N).await;
     for (i, c) in clients.iter_mut().enumerate() {
         assert_eq!(c.call("message", json!({ "text": format!("{i}") })).await, json!({ "ok": true }));
     }

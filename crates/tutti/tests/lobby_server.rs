@@ -4,7 +4,7 @@
 
 mod lobby_support;
 
-use lobby_support::{Client, Lobby};
+use lobby_support::{matched_at_once, Client, Lobby};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -162,20 +162,7 @@ async fn flooding_is_rate_limited_and_persistent_abuse_disconnects() {
 async fn hundreds_join_and_leave_at_once() {
     const N: usize = 400;
     let lobby = Lobby::start(&[]);
-    let mut joins = Vec::new();
-    for _ in 0..N {
-        let addr = lobby.addr;
-        joins.push(tokio::spawn(async move {
-            let mut c = Client::connect(addr).await;
-            assert_eq!(c.call("find", json!({})).await, json!({ "ok": true }));
-            c.expect("matched", "everyone is matched").await;
-            c
-        }));
-    }
-    let mut clients = Vec::new();
-    for j in joins {
-        clients.push(j.await.unwrap());
-    }
+    let mut clients = matched_at_once(&[lobby.addr], N).await;
     assert_eq!(lobby.stats(), json!({ "sockets": N, "waiting": 0, "pairs": N / 2 }));
     let initiators = clients
         .iter()

@@ -362,6 +362,27 @@ impl Client {
 }
 
 /// The folder of the Node test scripts, checked to have its npm packages installed.
+/// `n` sockets connected at once, spread round robin over `lobbies`, each sending `find` (acked ok)
+/// and waiting until it is matched.
+#[allow(dead_code)] // not every lobby test uses it
+pub async fn matched_at_once(lobbies: &[SocketAddr], n: usize) -> Vec<Client> {
+    let mut joins = Vec::new();
+    for i in 0..n {
+        let addr = lobbies[i % lobbies.len()];
+        joins.push(tokio::spawn(async move {
+            let mut c = Client::connect(addr).await;
+            assert_eq!(c.call("find", serde_json::json!({})).await, serde_json::json!({ "ok": true }));
+            c.expect("matched", "everyone is matched").await;
+            c
+        }));
+    }
+    let mut clients = Vec::new();
+    for j in joins {
+        clients.push(j.await.unwrap());
+    }
+    clients
+}
+
 pub fn js_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lobby_support/js");
     assert!(
