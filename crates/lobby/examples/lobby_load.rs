@@ -117,6 +117,20 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Runs the spawned loops of `local` until `end`; returns the server's CPU time (µs) from `from` to `end`.
+async fn run_window(local: tokio::task::LocalSet, pid: u32, from: Instant, end: Instant) -> f64 {
+    let (mut cpu0, mut cpu1) = (0, 0);
+    local
+        .run_until(async {
+            tokio::time::sleep_until(from.into()).await;
+            cpu0 = cpu_us(pid);
+            tokio::time::sleep_until(end.into()).await;
+            cpu1 = cpu_us(pid);
+        })
+        .await;
+    (cpu1 - cpu0) as f64
+}
+
 fn percentile(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -131,6 +145,14 @@ struct Tally {
     messages: u64,
     latencies_us: Vec<u32>,
     errors: u64,
+}
+
+impl Tally {
+    fn sorted_latencies(&self) -> Vec<u32> {
+        let mut lat = self.latencies_us.clone();
+        lat.sort_unstable();
+        lat
+    }
 }
 
 /// Connects `n` sockets, round-robin over `addrs`, from the source address in `LOBBY_LOAD_SOURCE` if set.
@@ -279,19 +301,9 @@ async fn run_match(addrs: &[SocketAddr], pairs: usize, secs: u64, pid: u32) {
     for c in conns {
         local.spawn_local(match_loop(c, base, end, tally.clone(), measure_from));
     }
-    let (mut cpu0, mut cpu1) = (0, 0);
-    local
-        .run_until(async {
-            tokio::time::sleep_until(measure_from.into()).await;
-            cpu0 = cpu_us(pid);
-            tokio::time::sleep_until(end.into()).await;
-            cpu1 = cpu_us(pid);
-        })
-        .await;
+    let cpu = run_window(local, pid, measure_from, end).await;
     let t = tally.borrow();
-    let mut lat = t.latencies_us.clone();
-    lat.sort_unstable();
-    let cpu = (cpu1 - cpu0) as f64;
+    let lat = t.sorted_latencies();
     println!(
         "result {}",
         json!({ "mode": "match", "pairs": pairs, "secs": secs, "matches": t.matches,
@@ -367,19 +379,9 @@ async fn run_relay(addrs: &[SocketAddr], pairs: usize, rate: f64, secs: u64, pid
     for c in conns {
         local.spawn_local(relay_loop(c, base, end, every, tally.clone(), from));
     }
-    let (mut cpu0, mut cpu1) = (0, 0);
-    local
-        .run_until(async {
-            tokio::time::sleep_until(from.into()).await;
-            cpu0 = cpu_us(pid);
-            tokio::time::sleep_until(end.into()).await;
-            cpu1 = cpu_us(pid);
-        })
-        .await;
+    let cpu = run_window(local, pid, from, end).await;
     let t = tally.borrow();
-    let mut lat = t.latencies_us.clone();
-    lat.sort_unstable();
-    let cpu = (cpu1 - cpu0) as f64;
+    let lat = t.sorted_latencies();
     println!(
         "result {}",
         json!({ "mode": "relay", "pairs": pairs, "offered_per_sec": rate, "secs": secs, "messages": t.messages,
