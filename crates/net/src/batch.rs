@@ -94,60 +94,81 @@ impl RecvBatch {
     }
 }
 
-/// Sends every `(to, bytes)` of `datagrams` with as few `sendmmsg` calls as possible. Returns how
-/// many the kernel took; the others were dropped (full buffer, unreachable peer).
-pub fn send_all<'a>(socket: &UdpSocket, datagrams: impl Iterator<Item = (SocketAddr, &'a [u8])>) -> usize {
-    let mut sent = 0;
-    let mut addresses: Vec<SockAddr> = Vec::with_capacity(BATCH);
-    let mut payloads: Vec<&[u8]> = Vec::with_capacity(BATCH);
-    let mut datagrams = datagrams.peekable();
-    while datagrams.peek().is_some() {
-        addresses.clear();
-        payloads.clear();
-        for (to, bytes) in datagrams.by_ref().take(BATCH) {
-            addresses.push(SockAddr::from(to));
-            payloads.push(bytes);
-        }
-        sent += send_batch(socket, &addresses, &payloads);
-    }
-    sent
+/// Buffers for sending up to `BATCH` datagrams per `sendmmsg`, kept from call to call so that the
+/// tick's sending allocates nothing.
+pub struct SendBatch {
+    addresses: Vec<SockAddr>,
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
 }
 
-fn send_batch(socket: &UdpSocket, addresses: &[SockAddr], payloads: &[&[u8]]) -> usize {
-    let mut iovecs: Vec<libc::iovec> =
-        payloads.iter().map(|p| libc::iovec { iov_base: p.as_ptr() as *mut libc::c_void, iov_len: p.len() }).collect();
-    // SAFETY: mmsghdr is plain old data; zero is a valid initial value for every field.
-    let mut headers: Vec<libc::mmsghdr> = (0..payloads.len()).map(|_| unsafe { std::mem::zeroed() }).collect();
-    for ((header, iov), address) in headers.iter_mut().zip(iovecs.iter_mut()).zip(addresses) {
-        header.msg_hdr.msg_name = address.as_ptr() as *mut libc::c_void;
-        header.msg_hdr.msg_namelen = address.len();
-        header.msg_hdr.msg_iov = iov;
-        header.msg_hdr.msg_iovlen = 1;
-    }
-    let mut done = 0;
-    let mut taken = 0;
-    while done < headers.len() {
-        // SAFETY: headers[done..] point at live iovecs over live payload slices and live addresses;
-        // sendmmsg only reads them (and writes msg_len).
-        let n = unsafe {
-            libc::sendmmsg(
-                socket.as_raw_fd(),
-                headers[done..].as_mut_ptr(),
-                (headers.len() - done) as libc::c_uint,
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n <= 0 {
-            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            done += 1; // this datagram cannot go: drop it, go on with the next
-        } else {
-            done += n as usize;
-            taken += n as usize;
+impl SendBatch {
+    pub fn new() -> Self {
+        SendBatch {
+            addresses: Vec::with_capacity(BATCH),
+            iovecs: Vec::with_capacity(BATCH),
+            headers: Vec::with_capacity(BATCH),
         }
     }
-    taken
+
+    /// Sends every `(to, bytes)` of `datagrams` with as few `sendmmsg` calls as possible. Returns how
+    /// many the kernel took; the others were dropped (full buffer, unreachable peer).
+    pub fn send_all<'a>(
+        &mut self,
+        socket: &UdpSocket,
+        datagrams: impl Iterator<Item = (SocketAddr, &'a [u8])>,
+    ) -> usize {
+        let mut sent = 0;
+        let mut datagrams = datagrams.peekable();
+        while datagrams.peek().is_some() {
+            self.addresses.clear();
+            self.iovecs.clear();
+            for (to, bytes) in datagrams.by_ref().take(BATCH) {
+                self.addresses.push(SockAddr::from(to));
+                self.iovecs.push(libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() });
+            }
+            sent += self.send_batch(socket);
+        }
+        sent
+    }
+
+    /// Sends what `addresses` and `iovecs` hold (the payloads they point at are alive for the call).
+    fn send_batch(&mut self, socket: &UdpSocket) -> usize {
+        self.headers.clear();
+        for (iov, address) in self.iovecs.iter_mut().zip(&self.addresses) {
+            // SAFETY: mmsghdr is plain old data; zero is a valid initial value for every field.
+            let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            header.msg_hdr.msg_name = address.as_ptr() as *mut libc::c_void;
+            header.msg_hdr.msg_namelen = address.len();
+            header.msg_hdr.msg_iov = iov;
+            header.msg_hdr.msg_iovlen = 1;
+            self.headers.push(header);
+        }
+        let mut done = 0;
+        let mut taken = 0;
+        while done < self.headers.len() {
+            // SAFETY: headers[done..] point at live iovecs over live payload slices and live addresses;
+            // sendmmsg only reads them (and writes msg_len).
+            let n = unsafe {
+                libc::sendmmsg(
+                    socket.as_raw_fd(),
+                    self.headers[done..].as_mut_ptr(),
+                    (self.headers.len() - done) as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n <= 0 {
+                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                done += 1; // this datagram cannot go: drop it, go on with the next
+            } else {
+                done += n as usize;
+                taken += n as usize;
+            }
+        }
+        taken
+    }
 }
 
 #[cfg(test)]
@@ -160,7 +181,7 @@ mod tests {
         let b = UdpSocket::bind("127.0.0.1:0").unwrap();
         let to = b.local_addr().unwrap();
         let payloads: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 10 + usize::from(i)]).collect();
-        let sent = send_all(&a, payloads.iter().map(|p| (to, p.as_slice())));
+        let sent = SendBatch::new().send_all(&a, payloads.iter().map(|p| (to, p.as_slice())));
         assert_eq!(sent, 100);
         let mut batch = RecvBatch::new(2048);
         let mut got = Vec::new();

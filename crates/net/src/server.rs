@@ -6,7 +6,7 @@
 //! A thread rather than an async task: tokio's timer has millisecond resolution, coarser than the
 //! tick; `thread::sleep` (nanosleep) is precise to tens of microseconds.
 
-use crate::batch::{send_all, RecvBatch, BATCH};
+use crate::batch::{RecvBatch, SendBatch, BATCH};
 use crate::connection_log::ConnectionLog;
 use crate::server_control::{RecordingControl, ServerCommand, ServerSnapshot};
 use crate::server_metrics::ServerMetrics;
@@ -152,6 +152,7 @@ fn serve(socket: UdpSocket, mut server: Server, mut recording: RecordingControl,
     let mut published = Instant::now();
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     let mut batch = RecvBatch::new(MAX_DATAGRAM + 1);
+    let mut sending = SendBatch::new();
     let mut nonblocking = false;
     socket.set_read_timeout(Some(IDLE_WAIT))?;
     while !stop.load(Ordering::Relaxed) {
@@ -204,7 +205,7 @@ fn serve(socket: UdpSocket, mut server: Server, mut recording: RecordingControl,
             }
         }
         recording.poll(&mut server, Instant::now());
-        transmit(&socket, &mut server);
+        transmit(&socket, &mut server, &mut sending);
         report(&mut server, &mut log);
         if published.elapsed() >= PUBLISH_EVERY {
             published = Instant::now();
@@ -217,10 +218,10 @@ fn serve(socket: UdpSocket, mut server: Server, mut recording: RecordingControl,
         }
     }
     server.unregister();
-    transmit(&socket, &mut server);
+    transmit(&socket, &mut server, &mut sending);
     if disconnect_on_quit {
         server.disconnect_all();
-        transmit(&socket, &mut server);
+        transmit(&socket, &mut server, &mut sending);
     }
     recording.shutdown(&mut server);
     info!("jam server stopped");
@@ -261,9 +262,9 @@ fn receive(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<(usize, Sock
     }
 }
 
-fn transmit(socket: &UdpSocket, server: &mut Server) {
+fn transmit(socket: &UdpSocket, server: &mut Server, sending: &mut SendBatch) {
     // A full send buffer or an unreachable peer loses that datagram only; audio moves on.
-    send_all(socket, server.transmits());
+    sending.send_all(socket, server.transmits());
     server.clear_transmits();
 }
 
