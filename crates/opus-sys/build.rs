@@ -7,7 +7,7 @@ use std::path::PathBuf;
 const OPUS_VERSION: &str = "1.6.1";
 
 /// The CELT sources that `opus_custom_*` needs (libopus' `CELT_SOURCES`, minus
-/// nothing: SILK, the Opus layer, DNN and all SIMD/RTCD files are left out).
+/// nothing: SILK, the Opus layer and DNN are left out).
 const CELT_SOURCES: &[&str] = &[
     "bands.c",
     "celt.c",
@@ -28,6 +28,24 @@ const CELT_SOURCES: &[&str] = &[
     "rate.c",
     "vq.c",
 ];
+
+/// libopus' float SSE/SSE2 kernels (`CELT_SOURCES_SSE` and the float half of `CELT_SOURCES_SSE2`):
+/// the pitch cross-correlation and inner products, the comb filter, and the encoder's PVQ search.
+/// Every x86-64 CPU has SSE2, so they are "presumed" (called directly, as libopus' own build does
+/// on x86-64): no run-time CPU detection, nothing that an x86-64 CPU might lack. The AVX2 pitch
+/// kernel is left out: it needs run-time detection, whose source drags in SILK headers.
+const X86_64_SSE_SOURCES: &[&str] = &["pitch_sse.c", "vq_sse2.c"];
+
+fn add_x86_64_sse(build: &mut cc::Build, root: &std::path::Path) {
+    for feature in ["SSE", "SSE2"] {
+        build
+            .define(&format!("OPUS_X86_MAY_HAVE_{feature}"), None)
+            .define(&format!("OPUS_X86_PRESUME_{feature}"), None);
+    }
+    for file in X86_64_SSE_SOURCES {
+        build.file(root.join("celt").join("x86").join(file));
+    }
+}
 
 fn main() {
     let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets this")).join("opus");
@@ -61,6 +79,10 @@ fn main() {
     }
     for file in CELT_SOURCES {
         build.file(root.join("celt").join(file));
+    }
+    let target_arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    if target_arch == "x86_64" && target_env != "msvc" {
+        add_x86_64_sse(&mut build, &root);
     }
     build.compile("tutti_opus");
 
