@@ -149,7 +149,7 @@ fn recording_two_tones_end_to_end() {
     assert_eq!(rpp_result(&rpc, "jamulusserver/stopRecording"), "acknowledged");
     let enabled = || rpc.call("jamulusserver/getRecorderStatus", json!({}))["result"]["enabled"].clone();
     assert!(wait_until(Duration::from_secs(2), || enabled() == false));
-    std::process::Command::new("kill").args(["-USR2", &tutti.pid().to_string()]).status().unwrap();
+    tutti_process::signal(tutti.pid(), libc::SIGUSR2);
     assert!(wait_until(Duration::from_secs(2), || enabled() == true), "SIGUSR2 switched recording on");
 }
 

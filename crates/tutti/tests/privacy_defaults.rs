@@ -5,7 +5,7 @@
 mod tutti_process;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tutti_jam::ClientEvent;
 use tutti_net::Command as ClientCommand;
@@ -14,18 +14,22 @@ fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// The PID of the traced `tutti` under the `strace` process `tracer`.
-fn traced_child(tracer: u32) -> u32 {
+/// The PID of the traced `tutti` under the `strace` process `tracer`: its child whose command line
+/// is `strace`'s command (strace also forks short-lived children of its own to probe the kernel's
+/// ptrace features, so the first child is not always tutti).
+fn traced_child(tracer: u32, command: &[&str]) -> u32 {
+    let wanted: Vec<u8> = command.iter().flat_map(|arg| arg.bytes().chain([0])).collect();
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if let Ok(children) = std::fs::read_to_string(format!("/proc/{tracer}/task/{tracer}/children")) {
-            if let Some(pid) = children.split_whitespace().next().and_then(|p| p.parse().ok()) {
+        let children = std::fs::read_to_string(format!("/proc/{tracer}/task/{tracer}/children")).unwrap_or_default();
+        for pid in children.split_whitespace().filter_map(|p| p.parse::<u32>().ok()) {
+            if std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted) {
                 return pid;
             }
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("strace started no child");
+    panic!("strace did not start {command:?}");
 }
 
 /// Threads, states and kernel wait channels of a process, for a failure message.
@@ -42,6 +46,33 @@ fn process_state(pid: u32) -> String {
     out
 }
 
+/// `strace` and the `tutti` it traces; both are killed if the test ends early (a failed assertion
+/// must not leave them running and holding the test runner's output open).
+struct Traced {
+    tracer: Child,
+    tutti: u32,
+}
+
+impl Drop for Traced {
+    fn drop(&mut self) {
+        if self.tracer.try_wait().ok().flatten().is_none() {
+            tutti_process::signal(self.tutti, libc::SIGKILL);
+            let _ = self.tracer.kill();
+            let _ = self.tracer.wait();
+        }
+    }
+}
+
+/// Runs `f` on a thread of its own and waits at most `limit` for it: a stuck step fails the test
+/// with `what` instead of hanging it.
+fn within<T: Send + 'static>(limit: Duration, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).unwrap_or_else(|_| panic!("{what} took more than {limit:?}"))
+}
+
 #[test]
 fn default_server_writes_nothing_and_talks_only_to_its_client() {
     assert!(
@@ -53,19 +84,22 @@ fn default_server_writes_nothing_and_talks_only_to_its_client() {
     let trace = dir.join("trace.txt");
     let stderr = dir.join("stderr.txt");
     let port = free_udp_port();
-    let mut tracer = Command::new("strace")
+    let port_arg = port.to_string();
+    let command = [env!("CARGO_BIN_EXE_tutti"), "server", "--port", &port_arg, "--serverbindip", "127.0.0.1"];
+    let tracer = Command::new("strace")
         // -s 64: sendmmsg batches (up to 64 datagrams) are printed in full, not as "[...]".
         .args(["-f", "-qq", "-s", "64", "-e", "trace=connect,sendto,sendmsg,sendmmsg,open,openat,creat", "-o"])
         .arg(&trace)
-        .arg(env!("CARGO_BIN_EXE_tutti"))
-        .args(["server", "--port", &port.to_string(), "--serverbindip", "127.0.0.1"])
+        .args(command)
         .env("RUST_LOG", "trace") // even the most verbose diagnostics must not leak
         .current_dir(&dir)
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()
         .expect("start strace");
-    let tutti = traced_child(tracer.id());
+    let tutti = traced_child(tracer.id(), &command);
+    let mut traced = Traced { tracer, tutti };
     std::thread::sleep(Duration::from_millis(500));
 
     let server = SocketAddr::from(([127, 0, 0, 1], port));
@@ -79,19 +113,16 @@ fn default_server_writes_nothing_and_talks_only_to_its_client() {
     }
     assert!(chat_seen, "the chat went through the server");
     std::thread::sleep(Duration::from_millis(1000)); // a second of audio both ways
-    client.stop().unwrap();
+    within(Duration::from_secs(10), "stopping the client", move || client.stop()).unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let _ = Command::new("kill").args(["-TERM", &tutti.to_string()]).status();
+    tutti_process::signal(tutti, libc::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(status) = tracer.try_wait().unwrap() {
+        if let Some(status) = traced.tracer.try_wait().unwrap() {
             break status;
         }
         if Instant::now() > deadline {
-            let state = process_state(tutti);
-            let _ = Command::new("kill").args(["-KILL", &tutti.to_string()]).status();
-            let _ = tracer.wait();
-            panic!("tutti did not stop within 10 s of SIGTERM:\n{state}");
+            panic!("tutti did not stop within 10 s of SIGTERM:\n{}", process_state(tutti));
         }
         std::thread::sleep(Duration::from_millis(50));
     };

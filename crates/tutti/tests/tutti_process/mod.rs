@@ -84,7 +84,7 @@ impl Tutti {
     /// SIGTERM, then up to 5 s for a clean exit (SIGKILL after that). Returns the exit status code.
     pub fn stop(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        signal(child.id(), libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
@@ -102,6 +102,16 @@ impl Drop for Tutti {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Sends `signal` to process `pid` (a plain kill(2): no helper process to spawn, nothing to wait on).
+pub fn signal(pid: u32, signal: i32) {
+    let pid = libc::pid_t::try_from(pid).expect("a PID fits pid_t");
+    assert!(pid > 0, "signal a real process, not a group");
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    unsafe {
+        libc::kill(pid, signal);
     }
 }
 
