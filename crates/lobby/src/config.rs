@@ -1,5 +1,6 @@
 //! What a lobby server runs with: where it listens, its limits, how long interest matching waits
-//! before falling back to random, the ICE servers handed to the page, and the optional Redis.
+//! before falling back to random, the ICE servers handed to the page, and the optional Redis with its
+//! heartbeat TTL.
 
 use crate::Limits;
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,9 @@ pub struct LobbyConfig {
     pub ice_servers: Vec<IceServer>,
     /// Redis URL for scale-out over several processes (`redis://host:port/`).
     pub redis: Option<String>,
+    /// Scaled out: how long this process's heartbeat outlives it. A process that dies without shutting
+    /// down is noticed by the others after this long, and its sockets are purged from Redis.
+    pub redis_ttl: Duration,
 }
 
 impl LobbyConfig {
@@ -44,6 +48,7 @@ impl LobbyConfig {
             fallback_wait: Duration::from_secs(5),
             ice_servers: Vec::new(),
             redis: None,
+            redis_ttl: Duration::from_secs(5),
         }
     }
 

@@ -159,15 +159,35 @@ impl Event for Typing {
     }
 }
 
-/// Scaled out: runs one socket's jobs in order against Redis.
+/// Scaled out: runs one socket's jobs in order against Redis, and its random fallback when its wait
+/// runs out (a timer here rather than every process scanning the shared queue).
 async fn redis_worker<A: Adapter>(s: SocketRef<A>, hub: Arc<Hub<A>>, mut jobs: mpsc::UnboundedReceiver<Queued<A>>) {
     let Pairing::Redis { queue, .. } = &hub.pairing else { return };
-    while let Some((job, ack)) = jobs.recv().await {
-        let outcome = hub.run_redis(queue, s.id, job).await;
-        answer(&s, &hub, ack, outcome);
+    // when the fallback may be due (if the socket still waits then; trying again is harmless)
+    let mut fallback: Option<tokio::time::Instant> = None;
+    loop {
+        let due = async {
+            match fallback {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            job = jobs.recv() => {
+                let Some((job, ack)) = job else { break };
+                let outcome = hub.run_redis(queue, s.id, job).await;
+                if let Ok(Some(after)) = outcome {
+                    fallback = Some(tokio::time::Instant::now() + after);
+                }
+                answer(&s, &hub, ack, outcome.map(drop));
+            }
+            () = due => {
+                fallback = hub.fallback_redis(queue, s.id).await.map(|after| tokio::time::Instant::now() + after);
+            }
+        }
     }
     // the socket is gone: leave the queue and the partner, once every earlier job is done
-    let notices = queue.disconnect(s.id).await.unwrap_or_default();
+    let notices = queue.disconnect(s.id).await.map(|o| o.notices).unwrap_or_default();
     hub.deliver(notices).await;
 }
 

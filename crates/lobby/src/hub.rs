@@ -13,7 +13,7 @@ use socketioxide::SocketIo;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// One checked client request, ready to be carried out.
@@ -34,7 +34,7 @@ pub(crate) enum Pairing<A: Adapter> {
     /// In this process's [`Lobby`]; every job runs synchronously in the socket's handler, in order.
     Local,
     /// In Redis, shared by every lobby process; each socket's jobs run in order on its own task.
-    Redis { queue: RedisQueue, workers: Mutex<HashMap<Sid, mpsc::UnboundedSender<Queued<A>>>> },
+    Redis { queue: Box<RedisQueue>, workers: Mutex<HashMap<Sid, mpsc::UnboundedSender<Queued<A>>>> },
 }
 
 /// Shared server state.
@@ -108,18 +108,31 @@ impl<A: Adapter> Hub<A> {
         Ok(())
     }
 
-    /// Carries out a job with the pairs in Redis.
-    pub(crate) async fn run_redis(&self, queue: &RedisQueue, id: Sid, job: Job) -> Result<(), Error> {
-        let notices = match job {
+    /// Carries out a job with the pairs in Redis; says when the socket's random fallback is due if the
+    /// job left it waiting with interests.
+    pub(crate) async fn run_redis(&self, queue: &RedisQueue, id: Sid, job: Job) -> Result<Option<Duration>, Error> {
+        let outcome = match job {
             Job::Find(interests) => queue.find(id, &interests, &self.config).await?,
             Job::Next => queue.next(id, &self.config).await?,
             Job::Stop => queue.stop(id).await?,
-            Job::Signal(data) => return self.relay_redis(queue, id, "signal", &json!({ "data": data })).await,
-            Job::Message(text) => return self.relay_redis(queue, id, "message", &json!({ "text": text })).await,
-            Job::Typing(on) => return self.relay_redis(queue, id, "typing", &json!({ "on": on })).await,
+            Job::Signal(data) => {
+                return self.relay_redis(queue, id, "signal", &json!({ "data": data })).await.map(|()| None)
+            }
+            Job::Message(text) => {
+                return self.relay_redis(queue, id, "message", &json!({ "text": text })).await.map(|()| None)
+            }
+            Job::Typing(on) => return self.relay_redis(queue, id, "typing", &json!({ "on": on })).await.map(|()| None),
         };
-        self.deliver(notices).await;
-        Ok(())
+        self.deliver(outcome.notices).await;
+        Ok(outcome.fallback_in)
+    }
+
+    /// Scaled out: the socket's wait ran out; tries a random partner once. Says when to try again
+    /// (only if it was too early).
+    pub(crate) async fn fallback_redis(&self, queue: &RedisQueue, id: Sid) -> Option<Duration> {
+        let outcome = queue.fallback(id, &self.config).await.ok()?;
+        self.deliver(outcome.notices).await;
+        outcome.fallback_in
     }
 
     async fn relay_redis(&self, queue: &RedisQueue, from: Sid, event: &'static str, data: &Value) -> Result<(), Error> {
@@ -153,12 +166,26 @@ impl<A: Adapter> Hub<A> {
         }
     }
 
-    /// How many sockets are online (all processes when scaled out: one Redis round trip).
+    /// How many sockets are online (all processes when scaled out: one Redis round trip, which is also
+    /// this process's heartbeat and purges dead processes).
     pub(crate) async fn online_count(&self) -> usize {
         let local = self.lobby().counts().sockets;
         let total = match &self.pairing {
             Pairing::Local => local,
-            Pairing::Redis { queue, .. } => queue.online(local).await.unwrap_or(local),
+            Pairing::Redis { queue, .. } => match queue.beat(local).await {
+                Ok(beat) => {
+                    if beat.lapsed {
+                        tracing::warn!(
+                            "this process missed its Redis heartbeat for longer than --redis-ttl: the other processes \
+                             dropped its sockets, which are disconnected now (they reconnect)"
+                        );
+                        let _ = self.io().local().disconnect().await;
+                    }
+                    self.deliver(beat.notices).await;
+                    beat.total
+                }
+                Err(_) => local,
+            },
         };
         self.last_total.store(total, Ordering::Relaxed);
         total
@@ -183,11 +210,12 @@ impl<A: Adapter> Hub<A> {
         }
     }
 
-    /// The random fallback for waiters whose wait ran out.
+    /// The random fallback for waiters whose wait ran out (this process's lobby only).
     pub(crate) async fn tick(&self) {
         let notices = match &self.pairing {
             Pairing::Local => self.lobby().tick(Instant::now()),
-            Pairing::Redis { queue, .. } => queue.tick(&self.config).await.unwrap_or_default(),
+            // each socket's worker times its own fallback
+            Pairing::Redis { .. } => Vec::new(),
         };
         self.deliver(notices).await;
     }

@@ -1,23 +1,38 @@
--- The lobby's waiting queue and pairs in Redis, for several lobby processes sharing one Redis.
+-- The lobby's waiting queue and pairs in Redis, shared by several lobby processes ("nodes").
 -- One script, so that every operation is atomic; the rules are those of crates/lobby/src/lobby.rs:
 -- FIFO, a shared interest first, random once both accept it (no interests, or waited >= wait ms),
 -- never itself, never the partner just left.
+-- Liveness: each node holds lobby:alive:<node>, set by 'join' and renewed by 'beat' with a TTL. A node
+-- whose key expired is dead: its sockets are never matched, and the next 'beat' of any node purges them
+-- (their partners on live nodes are told) and its online count. A node that finds its own key expired
+-- ('lapsed') is refused until its 'beat' has purged it; it then drops its sockets.
 -- Keys: lobby:seq (counter), lobby:queue (zset sid -> seq), lobby:s:<sid> (hash: interests (JSON),
--- since (ms, while waiting), fb (fallback tried), skipped, partner).
--- ARGV: op, sid, wait_ms, [interests JSON]. Returns notices: {'M', to, partner, initiator, common...},
--- {'L', to} or {'E', code}.
+-- node, since (ms, while waiting), fb (fallback tried), skipped, partner), lobby:n:<node> (set: its
+-- sids), lobby:online (hash: node -> its socket count; the nodes known), lobby:alive:<node>.
+-- ARGV: op, node, sid, wait_ms, then interests JSON ('find') or ttl_ms, count ('join', 'beat').
+-- Returns rows: {'M', to, partner, initiator, common...}, {'L', to}, {'W', ms until sid's fallback is
+-- due}, {'C', online total}, {'X'} (this node had lapsed), {'E', code}.
 
-local op, id, wait = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local op, node, id, wait = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
 
 local function key(sid) return 'lobby:s:' .. sid end
+local function members(n) return 'lobby:n:' .. n end
+local function beacon(n) return 'lobby:alive:' .. n end
+
+local living = {}
+local function alive(n)
+  if not n then return false end
+  if living[n] == nil then living[n] = redis.call('EXISTS', beacon(n)) == 1 end
+  return living[n]
+end
 
 local function get(sid)
-  local h = redis.call('HMGET', key(sid), 'interests', 'since', 'skipped', 'partner', 'fb')
+  local h = redis.call('HMGET', key(sid), 'interests', 'since', 'skipped', 'partner', 'fb', 'node')
   return { interests = cjson.decode(h[1] or '[]'), since = tonumber(h[2] or ''), skipped = h[3] or nil,
-           partner = h[4] or nil, fb = h[5] == '1' }
+           partner = h[4] or nil, fb = h[5] == '1', node = h[6] or nil }
 end
 
 local function accepts_random(p)
@@ -29,6 +44,11 @@ local function common(a, b)
   for _, tag in ipairs(b) do set[tag] = true end
   for _, tag in ipairs(a) do if set[tag] then c[#c + 1] = tag end end
   return c
+end
+
+local function own(sid)
+  redis.call('HSET', key(sid), 'node', node)
+  redis.call('SADD', members(node), sid)
 end
 
 local function dequeue(sid)
@@ -48,6 +68,14 @@ local function notice_matched(to, partner, initiator, c)
   out[#out + 1] = n
 end
 
+-- when sid's random fallback is due, if it waits with interests and it was not tried yet
+local function fallback_due(sid)
+  local p = get(sid)
+  if p.since ~= nil and not p.fb and #p.interests > 0 then
+    out[#out + 1] = { 'W', tostring(math.max(0, wait - (now - p.since))) }
+  end
+end
+
 local function try_match(sid)
   local me = get(sid)
   if me.since == nil then return end
@@ -57,7 +85,7 @@ local function try_match(sid)
   for _, other in ipairs(redis.call('ZRANGE', 'lobby:queue', 0, -1)) do
     if other ~= sid and me.skipped ~= other then
       local them = get(other)
-      if them.skipped ~= sid then
+      if them.skipped ~= sid and alive(them.node) then
         local c = common(me.interests, them.interests)
         if #c > 0 then found, found_common = other, c; break end
         if random == nil and me_random and accepts_random(them) then
@@ -77,7 +105,8 @@ local function try_match(sid)
   notice_matched(sid, found, '1', found_common)
 end
 
-local function leave_partner(sid)
+-- `quiet`: sockets not to tell (they are being purged with sid)
+local function leave_partner(sid, quiet)
   local partner = redis.call('HGET', key(sid), 'partner')
   if not partner then return end
   redis.call('HDEL', key(sid), 'partner')
@@ -86,35 +115,83 @@ local function leave_partner(sid)
     redis.call('HDEL', key(partner), 'partner')
     redis.call('HSET', key(partner), 'skipped', sid)
   end
-  out[#out + 1] = { 'L', partner }
+  if not (quiet and quiet[partner]) then out[#out + 1] = { 'L', partner } end
 end
 
+-- everything about sid goes; its partner is told (unless quiet)
+local function forget(sid, n, quiet)
+  leave_partner(sid, quiet)
+  dequeue(sid)
+  local skipped = redis.call('HGET', key(sid), 'skipped')
+  if skipped and redis.call('HGET', key(skipped), 'skipped') == sid then
+    redis.call('HDEL', key(skipped), 'skipped')
+  end
+  redis.call('DEL', key(sid))
+  redis.call('SREM', members(n), sid)
+end
+
+-- a node's sockets, its online count and its key go at once
+local function purge(n)
+  local sids = redis.call('SMEMBERS', members(n))
+  local quiet = {}
+  for _, sid in ipairs(sids) do quiet[sid] = true end
+  for _, sid in ipairs(sids) do forget(sid, n, quiet) end
+  redis.call('DEL', members(n), beacon(n))
+  redis.call('HDEL', 'lobby:online', n)
+  living[n] = false
+end
+
+if op == 'join' or op == 'beat' then
+  local ttl, count = ARGV[5], ARGV[6]
+  if op == 'beat' and not alive(node) then
+    purge(node)
+    out[#out + 1] = { 'X' }
+  end
+  redis.call('SET', beacon(node), '1', 'PX', ttl)
+  living[node] = true
+  redis.call('HSET', 'lobby:online', node, count)
+  local total = 0
+  for _, n in ipairs(redis.call('HKEYS', 'lobby:online')) do
+    if alive(n) then
+      total = total + tonumber(redis.call('HGET', 'lobby:online', n))
+    elseif op == 'beat' then
+      purge(n)
+    end
+  end
+  out[#out + 1] = { 'C', tostring(total) }
+  return out
+elseif op == 'leave' then
+  purge(node)
+  return out
+end
+
+if not alive(node) then return { { 'E', 'lapsed' } } end
 if op == 'find' then
   if redis.call('HEXISTS', key(id), 'partner') == 1 then return { { 'E', 'already_matched' } } end
-  redis.call('HSET', key(id), 'interests', ARGV[4])
+  own(id)
+  redis.call('HSET', key(id), 'interests', ARGV[5])
   if redis.call('HEXISTS', key(id), 'since') == 0 then enqueue(id) end
   try_match(id)
+  fallback_due(id)
 elseif op == 'next' then
+  own(id)
   leave_partner(id)
   if redis.call('HEXISTS', key(id), 'since') == 0 then enqueue(id) end
   try_match(id)
+  fallback_due(id)
 elseif op == 'stop' then
   leave_partner(id)
   dequeue(id)
 elseif op == 'disconnect' then
-  leave_partner(id)
-  dequeue(id)
-  local skipped = redis.call('HGET', key(id), 'skipped')
-  if skipped and redis.call('HGET', key(skipped), 'skipped') == id then
-    redis.call('HDEL', key(skipped), 'skipped')
-  end
-  redis.call('DEL', key(id))
-elseif op == 'tick' then
-  for _, sid in ipairs(redis.call('ZRANGE', 'lobby:queue', 0, -1)) do
-    local p = get(sid)
-    if p.since ~= nil and not p.fb and #p.interests > 0 and now - p.since >= wait then
-      redis.call('HSET', key(sid), 'fb', '1')
-      try_match(sid)
+  forget(id, node)
+elseif op == 'fallback' then
+  local p = get(id)
+  if p.since ~= nil and not p.fb and #p.interests > 0 then
+    if now - p.since >= wait then
+      redis.call('HSET', key(id), 'fb', '1')
+      try_match(id)
+    else
+      fallback_due(id)
     end
   end
 end

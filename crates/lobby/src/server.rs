@@ -64,8 +64,9 @@ impl LobbyServer {
                 let client = redis::Client::open(url.as_str()).map_err(|e| Error::Redis(e.to_string()))?;
                 let adapter =
                     RedisAdapterCtr::new_with_redis(&client).await.map_err(|e| Error::Redis(e.to_string()))?;
-                let queue = RedisQueue::connect(&client).await?;
-                let hub = Arc::new(Hub::new(config, Pairing::Redis { queue, workers: Default::default() }));
+                let queue = RedisQueue::connect(&client, config.redis_ttl).await?;
+                let hub =
+                    Arc::new(Hub::new(config, Pairing::Redis { queue: Box::new(queue), workers: Default::default() }));
                 let builder = SocketIo::builder().with_adapter::<RedisAdapter<_>>(adapter);
                 let (layer, io) = configure(builder, &hub).build_layer();
                 hub.set_io(io.clone());
@@ -125,7 +126,8 @@ async fn run<A: Adapter>(
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(Error::Serve);
     timers.abort();
     if let Pairing::Redis { queue, .. } = &hub.pairing {
-        queue.leave().await;
+        // this process's sockets leave Redis at once; their partners elsewhere are told
+        hub.deliver(queue.leave().await).await;
     }
     result
 }

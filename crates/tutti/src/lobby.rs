@@ -22,6 +22,10 @@ pub struct Args {
     /// Share the waiting queue and relay with other lobby processes through this Redis (7 or newer).
     #[arg(long, value_name = "URL")]
     pub redis: Option<String>,
+    /// With --redis: seconds after which the other processes take this one for dead if it stops renewing
+    /// its heartbeat (a crash), and drop its users from the shared queue [default: 5].
+    #[arg(long, value_name = "SECONDS")]
+    pub redis_ttl: Option<f64>,
     /// STUN/TURN URL handed to the page (repeatable). None by default: no third party is contacted.
     #[arg(long = "ice-server", value_name = "URL")]
     pub ice_server: Vec<String>,
@@ -51,6 +55,7 @@ pub struct Args {
 struct FileLobby {
     listen: Option<SocketAddr>,
     redis: Option<String>,
+    redis_ttl: Option<f64>,
     ice_servers: Option<Vec<IceServer>>,
     fallback_wait: Option<f64>,
     max_text: Option<usize>,
@@ -92,6 +97,12 @@ impl Args {
             bail!("--fallback-wait {wait}: give 0 to 3600 seconds");
         }
         config.fallback_wait = Duration::from_secs_f64(wait);
+        if let Some(ttl) = self.redis_ttl.or(file.redis_ttl) {
+            if !(1.0..=600.0).contains(&ttl) {
+                bail!("--redis-ttl {ttl}: give 1 to 600 seconds (the heartbeat is renewed twice a second)");
+            }
+            config.redis_ttl = Duration::from_secs_f64(ttl);
+        }
         let defaults = Limits::default();
         let limits = Limits {
             text_chars: self.max_text.or(file.max_text).unwrap_or(defaults.text_chars),

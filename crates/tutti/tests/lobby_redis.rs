@@ -1,7 +1,9 @@
 //! Scale-out: two `tutti lobby --redis` processes share one real `redis-server` (started by the test on
 //! a free loopback port): strangers on different processes are matched, talk, see typing and leave;
-//! hundreds join across both at once and pair exactly once; the online count is the total; and Redis
-//! holds nothing about anyone once everyone has left.
+//! hundreds join across both at once and pair exactly once; the online count is the total; interests
+//! fall back to random across processes; and Redis holds nothing about anyone once everyone has left.
+//! Liveness: a SIGKILLed process's users leave Redis within `--redis-ttl` (their partners are told, the
+//! count drops); a process that stalls past it drops its sockets and serves again.
 
 mod lobby_support;
 
@@ -13,6 +15,29 @@ use std::time::{Duration, Instant};
 fn redis_cli(redis: &Redis, args: &[&str]) -> String {
     let out = Command::new("redis-cli").args(["-p", &redis.port.to_string()]).args(args).output().expect("redis-cli");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The keys matching `pattern`, sorted.
+fn scan(redis: &Redis, pattern: &str) -> Vec<String> {
+    let mut keys: Vec<String> = redis_cli(redis, &["--scan", "--pattern", pattern])
+        .lines()
+        .map(str::to_string)
+        .filter(|k| !k.is_empty())
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Waits until `client` is told that `want` are online.
+async fn wait_online(client: &Client, want: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let count = client.next_event("online", Duration::from_millis(600)).await.map(|v| v["count"].clone());
+        if count == Some(json!(want)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never saw {want} online (last {count:?})");
+    }
 }
 
 /// Waits until Redis holds no socket and no waiter.
@@ -125,4 +150,105 @@ async fn hundreds_pair_exactly_once_across_processes() {
     for lobby in &lobbies {
         lobby.wait_stats(json!({ "sockets": 0, "waiting": 0, "pairs": 0 }), Duration::from_secs(10));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interests_fall_back_to_random_across_processes() {
+    let redis = Redis::start();
+    let one = Lobby::start(&["--redis", &redis.url(), "--fallback-wait", "0.6"]);
+    let two = Lobby::start(&["--redis", &redis.url(), "--fallback-wait", "0.6"]);
+    let mut a = Client::connect(one.addr).await;
+    let mut b = Client::connect(two.addr).await;
+    let asked = Instant::now();
+    a.call("find", json!({ "interests": ["chess"] })).await;
+    b.call("find", json!({ "interests": ["jazz"] })).await;
+    assert!(a.next_event("matched", Duration::from_millis(300)).await.is_none(), "no overlap: wait first");
+    assert_eq!(a.expect("matched", "random fallback").await["common"], json!([]));
+    assert_eq!(b.expect("matched", "random fallback").await["common"], json!([]));
+    assert!(asked.elapsed() >= Duration::from_millis(600), "not before the wait: {:?}", asked.elapsed());
+}
+
+/// Process one is SIGKILLed with a user waiting on it and another paired with a user on process two:
+/// within `--redis-ttl` (2 s here) two's user is told its partner left, Redis holds nothing of one's
+/// users, its process, or its online count, and a newcomer is not matched with the dead waiter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_process_is_forgotten_and_its_partners_are_told() {
+    const TTL: Duration = Duration::from_secs(2);
+    let redis = Redis::start();
+    let args = ["--redis", &redis.url(), "--redis-ttl", "2"];
+    let mut one = Lobby::start(&args);
+    let mut two = Lobby::start(&args);
+    let mut waiter = Client::connect(one.addr).await;
+    let mut paired = Client::connect(one.addr).await;
+    let mut b = Client::connect(two.addr).await;
+    let mut watcher = Client::connect(two.addr).await;
+    wait_online(&watcher, 4, Duration::from_secs(5)).await;
+    assert_eq!(waiter.call("find", json!({})).await, json!({ "ok": true }));
+    paired.call("find", json!({ "interests": ["crash"] })).await;
+    b.call("find", json!({ "interests": ["crash"] })).await;
+    b.expect("matched", "b with paired, across processes").await;
+    paired.expect("matched", "paired with b").await;
+    assert_eq!(scan(&redis, "lobby:s:*").len(), 3);
+    assert_eq!(scan(&redis, "lobby:alive:*").len(), 2);
+    assert_eq!(redis_cli(&redis, &["zcard", "lobby:queue"]), "1", "the waiter waits");
+
+    one.kill();
+    let killed = Instant::now();
+    b.expect("partner_left", "the partner's process died").await;
+    let told = killed.elapsed();
+    assert!(told < TTL + Duration::from_millis(1500), "told after {told:?}");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let (sockets, processes) = (scan(&redis, "lobby:s:*"), scan(&redis, "lobby:alive:*"));
+        let (sets, counts) = (scan(&redis, "lobby:n:*"), redis_cli(&redis, &["hlen", "lobby:online"]));
+        let waiting = redis_cli(&redis, &["zcard", "lobby:queue"]);
+        if sockets.len() == 1 && processes.len() == 1 && sets.len() == 1 && counts == "1" && waiting == "0" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Redis keeps the dead process: sockets {sockets:?}, processes {processes:?}, sets {sets:?}, \
+             {counts} counts, {waiting} waiting"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let b_fields = redis_cli(&redis, &["--scan", "--pattern", "lobby:s:*"]);
+    let b_fields = redis_cli(&redis, &["hkeys", &b_fields]);
+    assert!(!b_fields.contains("partner") && !b_fields.contains("skipped"), "b keeps no dead id: {b_fields}");
+    eprintln!("SIGKILL to partner_left: {told:?}; Redis clean after {:?}", killed.elapsed());
+    wait_online(&watcher, 2, Duration::from_secs(3)).await;
+
+    let mut newcomer = Client::connect(two.addr).await;
+    assert_eq!(newcomer.call("find", json!({})).await, json!({ "ok": true }));
+    assert!(newcomer.next_event("matched", Duration::from_millis(700)).await.is_none(), "matched with the dead waiter");
+    assert_eq!(watcher.call("find", json!({})).await, json!({ "ok": true }));
+    newcomer.expect("matched", "the newcomer with a live user").await;
+
+    // a graceful stop removes everything at once
+    two.terminate();
+    assert_eq!(scan(&redis, "lobby:*"), ["lobby:seq"]);
+}
+
+/// Process one stops (SIGSTOP) for longer than its TTL: process two purges its waiter; when one runs
+/// again it finds it had lapsed, disconnects its sockets (the page reconnects), and serves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_that_stalls_past_its_ttl_drops_its_sockets_and_serves_again() {
+    let redis = Redis::start();
+    let args = ["--redis", &redis.url(), "--redis-ttl", "1.5"];
+    let one = Lobby::start(&args);
+    let two = Lobby::start(&args);
+    let mut stalled = Client::connect(one.addr).await;
+    let mut b = Client::connect(two.addr).await;
+    stalled.call("find", json!({})).await;
+    one.signal("STOP");
+    std::thread::sleep(Duration::from_millis(3000));
+    let purged = scan(&redis, "lobby:s:*").is_empty();
+    one.signal("CONT");
+    assert!(purged, "the stalled process's waiter stays in Redis");
+    assert!(stalled.closed_within(Duration::from_secs(3)).await, "the stalled process kept its socket");
+    let mut again = Client::connect(one.addr).await;
+    again.call("find", json!({})).await;
+    assert_eq!(b.call("find", json!({})).await, json!({ "ok": true }));
+    again.expect("matched", "process one serves again").await;
+    b.expect("matched", "b across").await;
 }

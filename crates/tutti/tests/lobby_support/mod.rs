@@ -99,6 +99,18 @@ impl Lobby {
         self.child.try_wait().ok().flatten().is_none()
     }
 
+    /// SIGKILL: the process dies at once, cleaning up nothing.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, …).
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -{name} failed");
+    }
+
     /// SIGTERM, then waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         self.terminate_pid(self.child.id())
@@ -245,6 +257,11 @@ impl Client {
                                         let _ = c.send(());
                                     }
                                 }
+                                // the server disconnected the socket: close, as the page and socket.io-client do
+                                Some(b'1') => {
+                                    let _ = out.send(Message::Close(None));
+                                    break;
+                                }
                                 Some(b'2') => {
                                     let Ok(Value::Array(args)) = serde_json::from_str::<Value>(body) else { continue };
                                     let name = args.first().and_then(Value::as_str).unwrap_or("").to_string();
@@ -361,16 +378,19 @@ impl Client {
     }
 }
 
-/// The folder of the Node test scripts, checked to have its npm packages installed.
 /// `n` sockets connected at once, spread round robin over `lobbies`, each sending `find` (acked ok)
-/// and waiting until it is matched.
+/// once all are connected (so that one lobby's sockets do not pair among themselves while another's
+/// still connect) and waiting until it is matched.
 #[allow(dead_code)] // not every lobby test uses it
 pub async fn matched_at_once(lobbies: &[SocketAddr], n: usize) -> Vec<Client> {
     let mut joins = Vec::new();
+    let everyone = Arc::new(tokio::sync::Barrier::new(n));
     for i in 0..n {
         let addr = lobbies[i % lobbies.len()];
+        let everyone = everyone.clone();
         joins.push(tokio::spawn(async move {
             let mut c = Client::connect(addr).await;
+            everyone.wait().await;
             assert_eq!(c.call("find", serde_json::json!({})).await, serde_json::json!({ "ok": true }));
             c.expect("matched", "everyone is matched").await;
             c
@@ -383,6 +403,7 @@ pub async fn matched_at_once(lobbies: &[SocketAddr], n: usize) -> Vec<Client> {
     clients
 }
 
+/// The folder of the Node test scripts, checked to have its npm packages installed.
 pub fn js_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lobby_support/js");
     assert!(
