@@ -70,6 +70,7 @@ const ui = {
   local: $('local'), remote: $('remote'),
 };
 let iceServers = [];
+let noPartnerNoticeAfter = 15; // seconds; the server's config says how long
 let localStream = null;
 let pc = null;
 let pendingCandidates = [];
@@ -157,14 +158,19 @@ function find() {
   searching = true;
   setState('searching');
   if (!line.emit('find', { interests: interests() }, (r) => { if (r && r.error) setStatus(r.message, true); })) return;
+  noticeIfLonely();
+}
+// after a while without a partner, say so (the status goes back to normal once matched)
+function noticeIfLonely() {
   clearTimeout(lonelyTimer);
   lonelyTimer = setTimeout(() => {
     if (searching) setStatus('No one found yet. Still looking… (fewer or no interests find someone sooner)', true);
-  }, 15000);
+  }, noPartnerNoticeAfter * 1000);
 }
 
 ui.controls.addEventListener('submit', async (e) => {
   e.preventDefault();
+  await config;
   const ok = await camera();
   if (ok !== false) setStatus('Looking for a stranger…');
   find();
@@ -176,7 +182,7 @@ function next() {
   searching = true;
   setState('searching');
   setStatus('Looking for someone new…');
-  line.emit('next', undefined, () => {});
+  if (line.emit('next', undefined, () => {})) noticeIfLonely();
 }
 ui.next.addEventListener('click', next);
 ui.stop.addEventListener('click', () => {
@@ -260,6 +266,11 @@ function closePeer() {
   document.body.dataset.rtc = 'none';
 }
 
-fetch('config.json', { credentials: 'omit', cache: 'no-store' })
-  .then((r) => r.json()).then((c) => { iceServers = c.iceServers || []; }).catch(() => {});
+const config = fetch('config.json', { credentials: 'omit', cache: 'no-store' })
+  .then((r) => r.json())
+  .then((c) => {
+    iceServers = c.iceServers || [];
+    if (typeof c.noPartnerNoticeAfter === 'number' && c.noPartnerNoticeAfter > 0) noPartnerNoticeAfter = c.noPartnerNoticeAfter;
+  })
+  .catch(() => {});
 setState('idle');

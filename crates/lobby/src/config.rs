@@ -1,6 +1,6 @@
 //! What a lobby server runs with: where it listens, its limits, how long interest matching waits
-//! before falling back to random, the ICE servers handed to the page, and the optional Redis with its
-//! heartbeat TTL.
+//! before falling back to random, what the page is told (ICE servers, when to say nobody was found),
+//! and the optional Redis with its heartbeat TTL.
 
 use crate::Limits;
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,8 @@ pub struct LobbyConfig {
     pub fallback_wait: Duration,
     /// ICE servers for the page (none by default: no third party is contacted unless configured).
     pub ice_servers: Vec<IceServer>,
+    /// How long a user searches before the page says that nobody was found yet.
+    pub no_partner_notice_after: Duration,
     /// Redis URL for scale-out over several processes (`redis://host:port/`).
     pub redis: Option<String>,
     /// Scaled out: how long this process's heartbeat outlives it. A process that dies without shutting
@@ -47,6 +49,7 @@ impl LobbyConfig {
             limits: Limits::default(),
             fallback_wait: Duration::from_secs(5),
             ice_servers: Vec::new(),
+            no_partner_notice_after: Duration::from_secs(15),
             redis: None,
             redis_ttl: Duration::from_secs(5),
         }

@@ -1,8 +1,9 @@
 //! The web page people use, embedded in the binary (plain HTML/CSS/JS, no build step, nothing loaded
-//! from elsewhere), and `config.json` with the operator's ICE servers. Every response forbids
-//! third-party loads (Content-Security-Policy), referrers and caching of the config.
+//! from elsewhere), and `config.json` with the operator's ICE servers and when the page says that
+//! nobody was found yet. Every response forbids third-party loads (Content-Security-Policy), referrers
+//! and caching of the config.
 
-use crate::IceServer;
+use crate::LobbyConfig;
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY};
 use axum::http::HeaderValue;
 use axum::response::IntoResponse;
@@ -31,8 +32,12 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
 }
 
 /// The page's routes: `/`, `/app.js`, `/style.css`, `/config.json` (and an empty `/favicon.ico`).
-pub fn routes(ice_servers: Vec<IceServer>) -> Router {
-    let config = json!({ "iceServers": ice_servers }).to_string();
+pub fn routes(lobby: &LobbyConfig) -> Router {
+    let config = json!({
+        "iceServers": lobby.ice_servers,
+        "noPartnerNoticeAfter": lobby.no_partner_notice_after.as_secs_f64(),
+    })
+    .to_string();
     Router::new()
         .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX) }))
         .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP) }))

@@ -115,7 +115,7 @@ async fn run<A: Adapter>(
     };
     let counts_hub = hub.clone();
     let app = Router::new()
-        .merge(page::routes(hub.config.ice_servers.clone()))
+        .merge(page::routes(&hub.config))
         .route("/stats", get(move || std::future::ready(axum::Json(stats(&counts_hub)))))
         .layer(layer)
         .layer(axum::middleware::map_request(keep_needed_headers));

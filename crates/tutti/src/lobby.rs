@@ -32,6 +32,9 @@ pub struct Args {
     /// Seconds a user with interests waits for a shared one before being matched at random [default: 5].
     #[arg(long, value_name = "SECONDS")]
     pub fallback_wait: Option<f64>,
+    /// Seconds of searching after which the page says that nobody was found yet [default: 15].
+    #[arg(long, value_name = "SECONDS")]
+    pub no_partner_notice_after: Option<f64>,
     /// Longest chat message in characters [default: 2000].
     #[arg(long, value_name = "N")]
     pub max_text: Option<usize>,
@@ -58,6 +61,7 @@ struct FileLobby {
     redis_ttl: Option<f64>,
     ice_servers: Option<Vec<IceServer>>,
     fallback_wait: Option<f64>,
+    no_partner_notice_after: Option<f64>,
     max_text: Option<usize>,
     max_signal: Option<usize>,
     rate: Option<f64>,
@@ -102,6 +106,12 @@ impl Args {
                 bail!("--redis-ttl {ttl}: give 1 to 600 seconds (the heartbeat is renewed twice a second)");
             }
             config.redis_ttl = Duration::from_secs_f64(ttl);
+        }
+        if let Some(notice) = self.no_partner_notice_after.or(file.no_partner_notice_after) {
+            if !(0.1..=3600.0).contains(&notice) {
+                bail!("--no-partner-notice-after {notice}: give 0.1 to 3600 seconds");
+            }
+            config.no_partner_notice_after = Duration::from_secs_f64(notice);
         }
         let defaults = Limits::default();
         let limits = Limits {

@@ -1,5 +1,6 @@
 //! The page in a real browser: Debian's Chromium (fake camera and microphone) driven by npm
-//! `playwright-core` against `tutti lobby`: two pages matched, text, typing, WebRTC connected with
+//! `playwright-core` against `tutti lobby`: a lone page told that nobody was found yet once the wait
+//! set by the server ran out (not before; gone when matched), two pages matched, text, typing, WebRTC connected with
 //! decoded video, Esc (next) rematches with a third page, a denied camera is explained, no cookies,
 //! no request leaves the origin. Screenshots go to `<target>/tmp/lobby-browser/`.
 
@@ -14,7 +15,7 @@ fn two_browsers_meet_talk_and_see_each_other() {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(Path::new(&chromium).exists(), "{chromium} is missing: run ./scripts/test.sh, which installs chromium");
     let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lobby-browser");
-    let lobby = Lobby::start(&[]);
+    let lobby = Lobby::start(&["--no-partner-notice-after", "1"]);
     let (ok, output) = node("browser.mjs", &[&lobby.url(), artifacts.to_str().unwrap()], Duration::from_secs(120));
     assert!(
         ok && output.contains("browser ok"),

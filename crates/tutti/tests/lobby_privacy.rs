@@ -101,7 +101,11 @@ fn page_loads_only_from_its_own_origin() {
     }
     assert!(html.contains("src=\"app.js\""));
     // no ICE server unless the operator configures one: no third party by default
-    assert_eq!(lobby.get("/config.json"), r#"{"iceServers":[]}"#);
-    let configured = Lobby::start(&["--ice-server", "stun:stun.example.org:3478"]);
-    assert_eq!(configured.get("/config.json"), r#"{"iceServers":[{"urls":["stun:stun.example.org:3478"]}]}"#);
+    // (and the page's no-partner notice after its default 15 s)
+    assert_eq!(lobby.get("/config.json"), r#"{"iceServers":[],"noPartnerNoticeAfter":15.0}"#);
+    let configured = Lobby::start(&["--ice-server", "stun:stun.example.org:3478", "--no-partner-notice-after", "2.5"]);
+    assert_eq!(
+        configured.get("/config.json"),
+        r#"{"iceServers":[{"urls":["stun:stun.example.org:3478"]}],"noPartnerNoticeAfter":2.5}"#
+    );
 }

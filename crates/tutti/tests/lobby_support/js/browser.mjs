@@ -1,5 +1,6 @@
-// Three Chromium pages (Debian's chromium, fake camera and microphone) against `tutti lobby`:
-// A and B are matched, chat, see typing, connect WebRTC (connected + decoded video frames); C waits,
+// Three Chromium pages (Debian's chromium, fake camera and microphone) against `tutti lobby`
+// (started with `--no-partner-notice-after 1`): A waits alone and is told that nobody was found yet
+// after that second; A and B are matched (the notice goes), chat, see typing, connect WebRTC (connected + decoded video frames); C waits,
 // A presses Esc (next) and is rematched with C. Asserts no cookie was set and no request left the
 // page's origin; a fourth page whose camera is denied is told so and chats by text; saves screenshots (desktop and phone-sized) into OUTDIR.
 // Usage: node browser.mjs http://127.0.0.1:PORT OUTDIR     Prints "browser ok" on success.
@@ -76,12 +77,24 @@ const onlineText = await b.page.textContent('#online');
 await b.page.waitForFunction(() => /^\d+ online$/.test(document.getElementById('online').textContent), null, { timeout: 5000 })
   .catch(() => fail('online counter not shown: ' + onlineText));
 
+const noticeShown = () => {
+  const status = document.getElementById('status');
+  return /No one found yet/.test(status.textContent) && status.classList.contains('warn');
+};
+const started = Date.now();
 await a.page.click('#start');
+await state(a, 'searching');
+await a.page.waitForFunction(noticeShown, null, { timeout: 8000 })
+  .catch(() => fail('A, alone, was not told that nobody was found yet'));
+const waited = Date.now() - started;
+if (waited < 900) await fail(`the no-partner notice came after ${waited} ms, before the configured second`);
+step(`A alone sees the no-partner notice after ${waited} ms`);
 await b.page.focus('#start');
 await b.page.keyboard.press('Enter'); // keyboard: Start is a form submit
 await state(a, 'matched');
 await state(b, 'matched');
-step('A and B matched');
+if (await a.page.evaluate(noticeShown)) await fail('the no-partner notice stays once A is matched');
+step('A and B matched, the notice is gone');
 
 await a.page.focus('#text');
 await a.page.keyboard.type('hello from A', { delay: 20 });
