@@ -145,6 +145,8 @@ struct Tally {
     messages: u64,
     latencies_us: Vec<u32>,
     errors: u64,
+    /// Match mode: when each socket last received an event (a socket that stops receiving is stuck).
+    last_event: Vec<Option<Instant>>,
 }
 
 impl Tally {
@@ -235,17 +237,38 @@ fn now_us(base: Instant) -> u64 {
     base.elapsed().as_micros() as u64
 }
 
+/// The socket's next event, noted as its last sign of life; a closed connection before `end` is an
+/// error (after it, the partner's loop just ended).
+async fn next_event(c: &mut Conn, me: usize, end: Instant, tally: &RefCell<Tally>) -> Option<(String, Value)> {
+    let event = c.event().await;
+    let now = Instant::now();
+    let mut t = tally.borrow_mut();
+    t.last_event[me] = Some(now);
+    if event.is_none() && now < end {
+        t.errors += 1;
+    }
+    event
+}
+
 /// One socket's life in the match benchmark, until `end`.
-async fn match_loop(mut c: Conn, base: Instant, end: Instant, tally: Rc<RefCell<Tally>>, measure_from: Instant) {
+///
+/// No acks are requested, so a refused event (over the server's rate limit, for instance) goes
+/// unnoticed here and leaves this socket, and its partner, waiting for good: the server's limits must
+/// be far above what the loop sends (bench/lobby.sh), and `stuck` in the result counts such sockets.
+async fn match_loop(
+    mut c: Conn,
+    me: usize,
+    base: Instant,
+    end: Instant,
+    tally: Rc<RefCell<Tally>>,
+    measure_from: Instant,
+) {
     let mut need_find = true;
     while Instant::now() < end {
         if need_find {
             c.emit("find", json!({})).await;
         }
-        let Some((name, data)) = c.event().await else {
-            tally.borrow_mut().errors += 1;
-            return;
-        };
+        let Some((name, data)) = next_event(&mut c, me, end, &tally).await else { return };
         if name != "matched" {
             continue;
         }
@@ -253,7 +276,7 @@ async fn match_loop(mut c: Conn, base: Instant, end: Instant, tally: Rc<RefCell<
         c.emit("message", json!({ "text": now_us(base).to_string() })).await;
         let mut got_message = false;
         loop {
-            let Some((name, data)) = c.event().await else { return };
+            let Some((name, data)) = next_event(&mut c, me, end, &tally).await else { return };
             match name.as_str() {
                 "message" => {
                     let sent: u64 = data["text"].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
@@ -280,7 +303,9 @@ async fn match_loop(mut c: Conn, base: Instant, end: Instant, tally: Rc<RefCell<
                 }
                 "partner_left" => {
                     need_find = true;
-                    tally.borrow_mut().errors += 1;
+                    if Instant::now() < end {
+                        tally.borrow_mut().errors += 1;
+                    }
                     break;
                 }
                 _ => {}
@@ -296,21 +321,25 @@ async fn run_match(addrs: &[SocketAddr], pairs: usize, secs: u64, pid: u32) {
     let warmup = Duration::from_secs(2);
     let measure_from = base + warmup;
     let end = measure_from + Duration::from_secs(secs);
-    let tally = Rc::new(RefCell::new(Tally::default()));
+    let tally = Rc::new(RefCell::new(Tally { last_event: vec![None; conns.len()], ..Tally::default() }));
     let local = tokio::task::LocalSet::new();
-    for c in conns {
-        local.spawn_local(match_loop(c, base, end, tally.clone(), measure_from));
+    for (i, c) in conns.into_iter().enumerate() {
+        local.spawn_local(match_loop(c, i, base, end, tally.clone(), measure_from));
     }
     let cpu = run_window(local, pid, measure_from, end).await;
     let t = tally.borrow();
     let lat = t.sorted_latencies();
+    // sockets that received nothing in the window's last second
+    let quiet_from = end - Duration::from_secs(1).min(end - measure_from);
+    let stuck = t.last_event.iter().filter(|e| e.is_none_or(|at| at < quiet_from)).count();
     println!(
         "result {}",
         json!({ "mode": "match", "pairs": pairs, "secs": secs, "matches": t.matches,
                 "matches_per_sec": t.matches as f64 / secs as f64, "messages": t.messages,
                 "server_cpu_ms": cpu / 1000.0, "server_cpu_us_per_match": cpu / t.matches.max(1) as f64,
                 "server_cpu_share": cpu / (secs as f64 * 1e6),
-                "msg_p50_ms": percentile(&lat, 0.5), "msg_p99_ms": percentile(&lat, 0.99), "errors": t.errors })
+                "msg_p50_ms": percentile(&lat, 0.5), "msg_p99_ms": percentile(&lat, 0.99), "errors": t.errors,
+                "stuck": stuck })
     );
 }
 
