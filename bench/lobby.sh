@@ -13,7 +13,9 @@
 #
 # Measures: server RSS per idle socket (IDLE sockets), server CPU per match (find -> matched -> one
 # message each way -> next; closed loop, 100 and 1,000 pairs) and per relayed message (RELAY_RATE
-# messages/s offered over 100 pairs), with p50/p99 message latency. Both servers run with the per-socket
+# messages/s offered over 100 pairs), with p50/p99 message latency; CPU is split into user and system
+# (kernel) time. Then, in a separate untimed pass (needs `perf`), the server's system calls per match
+# and per relayed message: reads, writes, epoll waits and all. Both servers run with the per-socket
 # rate limit out of the way (--rate 1000000 --burst 1000000): the load generator requests no acks, so a
 # refused event is silent and leaves its socket and its partner waiting for good. A closed loop of 10
 # pairs sends about 6,000 events/s per socket, 1,000 pairs about 100; a loop with a socket that
@@ -144,12 +146,57 @@ run() {
   echo "{\"server\":\"$server\",\"phase\":\"$phase\",\"r\":$line}" | tee -a "$results"
 }
 
+# syscalls SERVER PHASE OPS-KEY LOADGEN-ARGS...: a separate, untimed pass that counts the server's system
+# calls with `perf stat` (in-kernel counters on the syscall tracepoints) over a whole load-generator run,
+# divided by the operations of that run (OPS-KEY: matches_total or messages_total; the connects add
+# well under 1 %)
+SYSCALLS="raw_syscalls:sys_enter"
+for call in read readv recvfrom recvmsg write writev sendto sendmsg epoll_wait epoll_pwait; do
+  SYSCALLS="$SYSCALLS,syscalls:sys_enter_$call"
+done
+syscalls() {
+  local server=$1 phase=$2 key=$3
+  shift 3
+  start_server "$server"
+  local args=()
+  for a in "$@"; do
+    a=${a//@ADDR@/$addr}
+    args+=("${a//@PID@/$server_pid}")
+  done
+  perf stat -x, -o "$out/$server-$phase.perf" -e "$SYSCALLS" -p "$server_pid" &
+  local perf_pid=$!
+  sleep 0.5
+  local line
+  line=$(taskset -c 1 "$load" "${args[@]}" | sed -n 's/^result //p')
+  kill -INT "$perf_pid"
+  wait "$perf_pid" || true
+  stop_server
+  local ops
+  ops=$(echo "$line" | grep -o "\"$key\":[0-9]*" | cut -d: -f2)
+  [ -n "$ops" ] && [ "$ops" -gt 0 ] || { echo "lobby.sh: no operations in $server $phase: $line" >&2; exit 1; }
+  awk -F, -v ops="$ops" -v server="$server" -v phase="$phase" '
+    $3 == "raw_syscalls:sys_enter" { all = $1 }
+    $3 ~ /sys_enter_(read|readv|recvfrom|recvmsg)$/ { reads += $1 }
+    $3 ~ /sys_enter_(write|writev|sendto|sendmsg)$/ { writes += $1 }
+    $3 ~ /sys_enter_epoll_p?wait$/ { polls += $1 }
+    END { printf "{\"server\":\"%s\",\"phase\":\"%s\",\"r\":{\"ops\":%d,\"reads_per_op\":%.3f,\"writes_per_op\":%.3f,\"epoll_waits_per_op\":%.3f,\"syscalls_per_op\":%.3f}}\n",
+            server, phase, ops, reads / ops, writes / ops, polls / ops, all / ops }' "$out/$server-$phase.perf" | tee -a "$results"
+}
+
 for server in tutti node; do
   run "$server" idle idle @ADDR@ "$IDLE" 5 @PID@
   run "$server" match100 match @ADDR@ 100 "$SECS" @PID@
   run "$server" match1000 match @ADDR@ 1000 "$SECS" @PID@
   run "$server" relay100 relay @ADDR@ 100 "$RELAY_RATE" "$SECS" @PID@
 done
+if command -v perf >/dev/null; then
+  for server in tutti node; do
+    syscalls "$server" sys_match100 matches_total match @ADDR@ 100 3 @PID@
+    syscalls "$server" sys_relay100 messages_total relay @ADDR@ 100 "$RELAY_RATE" 3 @PID@
+  done
+else
+  echo "lobby.sh: perf is missing (apt-get install linux-perf): no system call counts" >&2
+fi
 
 echo
 echo "## Lobby benchmark ($(date -u +%Y-%m-%d), $(nproc) cores, server on core 0, load generator on core 1)"
@@ -168,7 +215,18 @@ const line = (name, key, phase, d, cost = true) => {
 line(`RSS per idle socket, KiB (${get("tutti", "idle").sockets} / ${get("node", "idle").sockets} sockets)`, "kib_per_socket", "idle", 2);
 line("server CPU per match, µs (100 pairs)", "server_cpu_us_per_match", "match100");
 line("server CPU per match, µs (1,000 pairs)", "server_cpu_us_per_match", "match1000");
+line("— of which user, µs per match (100 pairs)", "server_user_us_per_match", "match100");
+line("— of which system, µs per match (100 pairs)", "server_system_us_per_match", "match100");
 line("server CPU per relayed message, µs (100 pairs)", "server_cpu_us_per_message", "relay100", 2);
+line("— of which user, µs per message", "server_user_us_per_message", "relay100", 2);
+line("— of which system, µs per message", "server_system_us_per_message", "relay100", 2);
+line("system calls per match: reads (read/recvfrom)", "reads_per_op", "sys_match100", 2);
+line("system calls per match: writes (write/writev/sendto)", "writes_per_op", "sys_match100", 2);
+line("system calls per match: epoll waits", "epoll_waits_per_op", "sys_match100", 2);
+line("system calls per match: all", "syscalls_per_op", "sys_match100", 2);
+line("system calls per relayed message: reads", "reads_per_op", "sys_relay100", 2);
+line("system calls per relayed message: writes", "writes_per_op", "sys_relay100", 2);
+line("system calls per relayed message: all", "syscalls_per_op", "sys_relay100", 2);
 line("matches/s (100 pairs, closed loop)", "matches_per_sec", "match100", 0, false);
 line("matches/s (1,000 pairs, closed loop)", "matches_per_sec", "match1000", 0, false);
 line("relayed messages/s (offered '"$RELAY_RATE"', 100 pairs)", "messages_per_sec", "relay100", 0, false);

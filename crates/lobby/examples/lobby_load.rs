@@ -98,14 +98,42 @@ fn small_buffers() -> WebSocketConfig {
     WebSocketConfig::default().read_buffer_size(4096)
 }
 
-/// Server CPU time (user + system) in microseconds, from /proc.
-fn cpu_us(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);
-    ticks * 1_000_000 / 100 // USER_HZ is 100 on Linux
+/// Server CPU time in microseconds from /proc: user and system (kernel) separately.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    user_us: u64,
+    system_us: u64,
+}
+
+impl Cpu {
+    fn read(pid: u32) -> Cpu {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        // utime and stime, in ticks of USER_HZ (100 on Linux)
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0) * 1_000_000 / 100;
+        Cpu { user_us: ticks(11), system_us: ticks(12) }
+    }
+
+    fn since(self, before: Cpu) -> Cpu {
+        Cpu { user_us: self.user_us - before.user_us, system_us: self.system_us - before.system_us }
+    }
+
+    fn total_us(self) -> f64 {
+        (self.user_us + self.system_us) as f64
+    }
+
+    /// The figures of a result line: total, user and system time, each per operation.
+    fn per(self, ops: u64, op: &str, secs: u64) -> serde_json::Map<String, Value> {
+        let ops = ops.max(1) as f64;
+        let mut m = serde_json::Map::new();
+        m.insert("server_cpu_ms".into(), json!(self.total_us() / 1000.0));
+        m.insert(format!("server_cpu_us_per_{op}"), json!(self.total_us() / ops));
+        m.insert(format!("server_user_us_per_{op}"), json!(self.user_us as f64 / ops));
+        m.insert(format!("server_system_us_per_{op}"), json!(self.system_us as f64 / ops));
+        m.insert("server_cpu_share".into(), json!(self.total_us() / (secs as f64 * 1e6)));
+        m
+    }
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -117,18 +145,18 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs the spawned loops of `local` until `end`; returns the server's CPU time (µs) from `from` to `end`.
-async fn run_window(local: tokio::task::LocalSet, pid: u32, from: Instant, end: Instant) -> f64 {
-    let (mut cpu0, mut cpu1) = (0, 0);
+/// Runs the spawned loops of `local` until `end`; returns the server's CPU time from `from` to `end`.
+async fn run_window(local: tokio::task::LocalSet, pid: u32, from: Instant, end: Instant) -> Cpu {
+    let (mut cpu0, mut cpu1) = (Cpu::default(), Cpu::default());
     local
         .run_until(async {
             tokio::time::sleep_until(from.into()).await;
-            cpu0 = cpu_us(pid);
+            cpu0 = Cpu::read(pid);
             tokio::time::sleep_until(end.into()).await;
-            cpu1 = cpu_us(pid);
+            cpu1 = Cpu::read(pid);
         })
         .await;
-    (cpu1 - cpu0) as f64
+    cpu1.since(cpu0)
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -145,6 +173,9 @@ struct Tally {
     messages: u64,
     latencies_us: Vec<u32>,
     errors: u64,
+    /// From the first event on, window or not (to divide counts taken over a whole run by).
+    matches_total: u64,
+    messages_total: u64,
     /// Match mode: when each socket last received an event (a socket that stops receiving is stuck).
     last_event: Vec<Option<Instant>>,
 }
@@ -290,8 +321,10 @@ async fn match_loop(
                     if initiator {
                         c.emit("next", Value::Null).await;
                         let now = Instant::now();
+                        let mut t = tally.borrow_mut();
+                        t.matches_total += 1;
                         if now >= measure_from && now < end {
-                            tally.borrow_mut().matches += 1;
+                            t.matches += 1;
                         }
                         need_find = false; // next queues again
                         break;
@@ -332,15 +365,13 @@ async fn run_match(addrs: &[SocketAddr], pairs: usize, secs: u64, pid: u32) {
     // sockets that received nothing in the window's last second
     let quiet_from = end - Duration::from_secs(1).min(end - measure_from);
     let stuck = t.last_event.iter().filter(|e| e.is_none_or(|at| at < quiet_from)).count();
-    println!(
-        "result {}",
-        json!({ "mode": "match", "pairs": pairs, "secs": secs, "matches": t.matches,
-                "matches_per_sec": t.matches as f64 / secs as f64, "messages": t.messages,
-                "server_cpu_ms": cpu / 1000.0, "server_cpu_us_per_match": cpu / t.matches.max(1) as f64,
-                "server_cpu_share": cpu / (secs as f64 * 1e6),
-                "msg_p50_ms": percentile(&lat, 0.5), "msg_p99_ms": percentile(&lat, 0.99), "errors": t.errors,
-                "stuck": stuck })
-    );
+    let mut result = json!({ "mode": "match", "pairs": pairs, "secs": secs, "matches": t.matches,
+            "matches_per_sec": t.matches as f64 / secs as f64, "messages": t.messages,
+            "matches_total": t.matches_total,
+            "msg_p50_ms": percentile(&lat, 0.5), "msg_p99_ms": percentile(&lat, 0.99), "errors": t.errors,
+            "stuck": stuck });
+    result.as_object_mut().expect("an object").extend(cpu.per(t.matches, "match", secs));
+    println!("result {result}");
 }
 
 async fn relay_loop(
@@ -372,8 +403,9 @@ async fn relay_loop(
                     let v: Value = serde_json::from_str(body.trim_end_matches(']')).unwrap_or(Value::Null);
                     let sent: u64 = v["text"].as_str().and_then(|x| x.parse().ok()).unwrap_or(0);
                     let now = Instant::now();
+                    let mut tl = tally.borrow_mut();
+                    tl.messages_total += 1;
                     if now >= from && now < end {
-                        let mut tl = tally.borrow_mut();
                         tl.messages += 1;
                         tl.latencies_us.push((now_us(base) - sent) as u32);
                     }
@@ -411,14 +443,12 @@ async fn run_relay(addrs: &[SocketAddr], pairs: usize, rate: f64, secs: u64, pid
     let cpu = run_window(local, pid, from, end).await;
     let t = tally.borrow();
     let lat = t.sorted_latencies();
-    println!(
-        "result {}",
-        json!({ "mode": "relay", "pairs": pairs, "offered_per_sec": rate, "secs": secs, "messages": t.messages,
-                "messages_per_sec": t.messages as f64 / secs as f64,
-                "server_cpu_ms": cpu / 1000.0, "server_cpu_us_per_message": cpu / t.messages.max(1) as f64,
-                "server_cpu_share": cpu / (secs as f64 * 1e6),
-                "msg_p50_ms": percentile(&lat, 0.5), "msg_p99_ms": percentile(&lat, 0.99) })
-    );
+    let mut result = json!({ "mode": "relay", "pairs": pairs, "offered_per_sec": rate, "secs": secs,
+            "messages": t.messages, "messages_per_sec": t.messages as f64 / secs as f64,
+            "messages_total": t.messages_total,
+            "msg_p50_ms": percentile(&lat, 0.5), "msg_p99_ms": percentile(&lat, 0.99) });
+    result.as_object_mut().expect("an object").extend(cpu.per(t.messages, "message", secs));
+    println!("result {result}");
 }
 
 fn main() {
