@@ -60,11 +60,17 @@ impl Lobby {
         self.child.id()
     }
 
-    /// The PID of the child's own first child (the `tutti` that `strace` runs).
+    /// The PID of the child's own child that runs the `tutti` binary (the one `strace` traces;
+    /// strace's short-lived probe children are not it).
     pub fn grandchild(&self) -> u32 {
         let pid = self.child.id();
+        let tutti = std::fs::canonicalize(env!("CARGO_BIN_EXE_tutti")).expect("the tutti binary");
         let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        children.split_whitespace().next().and_then(|p| p.parse().ok()).expect("the traced tutti runs")
+        children
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .find(|child: &u32| std::fs::read_link(format!("/proc/{child}/exe")).is_ok_and(|exe| exe == tutti))
+            .expect("the traced tutti runs")
     }
 
     pub fn url(&self) -> String {
