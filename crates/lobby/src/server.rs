@@ -5,9 +5,7 @@ use crate::hub::{Hub, Pairing};
 use crate::redis_queue::RedisQueue;
 use crate::{handlers, page, Counts, Error, LobbyConfig};
 use axum::extract::Request;
-use axum::http::header::{
-    HeaderName, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
-};
+use axum::http::header::{HeaderName, CONTENT_TYPE, SEC_WEBSOCKET_KEY};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::routing::get;
 use axum::serve::ListenerExt;
@@ -132,21 +130,26 @@ async fn run<A: Adapter>(
     result
 }
 
-/// The request headers the transports need (WebSocket upgrade, long-polling bodies).
-const NEEDED_HEADERS: [HeaderName; 6] =
-    [UPGRADE, CONNECTION, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, CONTENT_TYPE, CONTENT_LENGTH];
+/// The request headers the transports still read once hyper has parsed the request: the WebSocket key
+/// (for the 101 answer) and a long-polling body's type. hyper has decided on the upgrade and the body's
+/// framing before this point.
+const NEEDED_HEADERS: [HeaderName; 2] = [SEC_WEBSOCKET_KEY, CONTENT_TYPE];
 
 /// Keeps only [`NEEDED_HEADERS`], copied, and the upgrade extension. socketioxide keeps every socket's
-/// request with it: this way no cookie, user agent or forwarded-for address stays in memory, and hyper's
+/// request with it: this way no cookie, user agent or forwarded-for address stays in memory, hyper's
 /// read buffer (8–16 KiB per connection, which the original request points into) is freed once the
-/// connection is upgraded.
+/// connection is upgraded, and the header map kept is sized for what is there (one header for a
+/// WebSocket: 0.1 KiB instead of 0.65 KiB for room for six).
 async fn keep_needed_headers(mut request: Request) -> Request {
-    let mut kept = HeaderMap::with_capacity(NEEDED_HEADERS.len());
-    for name in NEEDED_HEADERS {
-        if let Some(value) = request.headers().get(&name).and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
-            kept.insert(name, value);
-        }
-    }
+    let present: Vec<(HeaderName, HeaderValue)> = NEEDED_HEADERS
+        .into_iter()
+        .filter_map(|name| {
+            let value = request.headers().get(&name).and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())?;
+            Some((name, value))
+        })
+        .collect();
+    let mut kept = HeaderMap::with_capacity(present.len());
+    kept.extend(present);
     *request.headers_mut() = kept;
     // the same for extensions: one of hyper's also points into that buffer; only the upgrade is needed
     let upgrade = request.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
