@@ -159,10 +159,23 @@ impl<A: Adapter> Hub<A> {
         }
     }
 
-    /// Delivers what an operation decided.
+    /// Delivers what an operation decided: to this process's sockets first, at once, then through the
+    /// adapter. A socket must hear `matched` before anything its new partner says; a partner on another
+    /// process can only speak after the adapter has carried its own `matched` there, and its words come
+    /// back over the same pub/sub, so queueing the local notices first keeps that order. (Sent in the
+    /// operation's order instead, a local `matched` waited for the remote one's publish round trip,
+    /// and the remote partner's first message could overtake it.)
     pub(crate) async fn deliver(&self, notices: Vec<Notice<Sid>>) {
+        let mut elsewhere = Vec::new();
         for (to, event, data) in notices.into_iter().map(notice_event) {
-            self.emit_anywhere(to, event, &data).await;
+            if !self.emit_local(to, event, &data) {
+                elsewhere.push((to, event, data));
+            }
+        }
+        if matches!(self.pairing, Pairing::Redis { .. }) {
+            for (to, event, data) in elsewhere {
+                let _ = self.io().to(to.to_string()).emit(event, &data).await;
+            }
         }
     }
 

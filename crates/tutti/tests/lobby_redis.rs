@@ -152,6 +152,63 @@ async fn hundreds_pair_exactly_once_across_processes() {
     }
 }
 
+/// One socket's part of a closed match loop until `until`: find, and on `matched` say something; the
+/// initiator presses `next` once it has heard its partner, the other finds again on `partner_left`.
+async fn chat_in_a_loop(addr: std::net::SocketAddr, until: Instant) -> Vec<String> {
+    let c = Client::connect(addr).await;
+    c.emit("find", json!({}));
+    while Instant::now() < until {
+        let Some(matched) = c.next_event("matched", Duration::from_secs(2)).await else { break };
+        c.emit("message", json!({ "text": "hi" }));
+        if c.next_event("message", Duration::from_secs(2)).await.is_none() {
+            break;
+        }
+        if matched["initiator"] == json!(true) {
+            c.emit("next", Value::Null);
+        } else if c.next_event("partner_left", Duration::from_secs(2)).await.is_some() {
+            c.emit("find", json!({}));
+        } else {
+            break;
+        }
+    }
+    let seen = c.seen();
+    c.close();
+    seen
+}
+
+/// A socket hears `matched` before anything its new partner sends, also when the partner is on another
+/// process: the match's notice to one side and that side's partner's first message travel different
+/// ways (this process's emit, the adapter's pub/sub), so the notice must leave first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matched_comes_before_the_partners_first_words_across_processes() {
+    const N: usize = 16;
+    let redis = Redis::start();
+    let limits = ["--rate", "100000", "--burst", "100000"];
+    let lobbies = [0, 1].map(|_| Lobby::start(&[&["--redis", &redis.url()][..], &limits[..]].concat()));
+    let until = Instant::now() + Duration::from_secs(3);
+    let loops: Vec<_> = (0..N).map(|i| tokio::spawn(chat_in_a_loop(lobbies[i % 2].addr, until))).collect();
+    let mut matches = 0;
+    for (i, seen) in futures_util::future::join_all(loops).await.into_iter().enumerate() {
+        let seen: Vec<String> = seen
+            .unwrap()
+            .into_iter()
+            .filter(|n| ["matched", "message", "partner_left"].contains(&n.as_str()))
+            .collect();
+        for (at, name) in seen.iter().enumerate() {
+            if name == "message" {
+                assert_eq!(
+                    seen[..at].last().map(String::as_str),
+                    Some("matched"),
+                    "socket {i} heard its partner before it was told it was matched: …{:?}",
+                    &seen[at.saturating_sub(4)..(at + 2).min(seen.len())]
+                );
+            }
+        }
+        matches += seen.iter().filter(|n| *n == "matched").count();
+    }
+    assert!(matches > 100 * N, "the loop ran ({matches} matches)");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interests_fall_back_to_random_across_processes() {
     let redis = Redis::start();
