@@ -98,10 +98,10 @@ if [ "${1:-}" = scale ]; then
   done
   csv=$(IFS=,; echo "${addrs[*]}")
   rss_before_total=$(for p in "${pids[@]}"; do grep VmRSS "/proc/$p/status" | awk '{print $2}'; done | paste -sd+ | bc)
-  per=$((SCALE / 3))
   loadgens=()
   started=$(date +%s.%N)
   for i in 1 2 3; do
+    per=$(((SCALE + 3 - i) / 3)) # SCALE split over the three, remainder included
     LOBBY_LOAD_SOURCE="127.0.0.$((i + 1))" "$load" idle "$csv" "$per" "$HOLD" 0 >"$out/scale-load-$i.out" 2>&1 &
     loadgens+=($!)
   done
@@ -118,7 +118,9 @@ if [ "${1:-}" = scale ]; then
   rss_total=$(echo "$rss" | tr ' ' '+' | bc)
   echo "scale: $connected of $SCALE sockets connected in ${connect_secs}s; online count in Redis: $online; server RSS KiB: $rss"
   match=$("$load" match "$csv" 100 5 "${pids[0]}" | sed -n 's/^result //p')
-  echo "scale: match loop (100 pairs alternating over the 3 processes, 50,000 idle sockets held): $match"
+  echo "scale: match loop (100 pairs alternating over the 3 processes, $connected idle sockets held): $match"
+  stuck=$(sed -E 's/.*"stuck":([0-9]+).*/\1/' <<<"$match")
+  [ "$stuck" = 0 ] || { echo "lobby.sh: $stuck sockets of the match loop stopped receiving (a lost or reordered notice)" >&2; exit 1; }
   echo "scale: server RSS per connected socket, all three processes: $(echo "scale=2; ($rss_total - $rss_before_total) / $connected" | bc) KiB"
   exit 0
 fi
