@@ -127,16 +127,21 @@ fi
 
 results="$out/results.jsonl"
 : >"$results"
+# fill_args LOADGEN-ARGS...: into the caller's `args`, with @ADDR@ and @PID@ of the running server
+fill_args() {
+  for a in "$@"; do
+    a=${a//@ADDR@/$addr}
+    args+=("${a//@PID@/$server_pid}")
+  done
+}
+
 # run SERVER PHASE LOADGEN-ARGS... (@ADDR@ and @PID@ are filled in once the server runs)
 run() {
   local server=$1 phase=$2
   shift 2
   start_server "$server"
   local args=()
-  for a in "$@"; do
-    a=${a//@ADDR@/$addr}
-    args+=("${a//@PID@/$server_pid}")
-  done
+  fill_args "$@"
   local line
   line=$(taskset -c 1 "$load" "${args[@]}" | sed -n 's/^result //p')
   stop_server
@@ -161,10 +166,7 @@ syscalls() {
   shift 3
   start_server "$server"
   local args=()
-  for a in "$@"; do
-    a=${a//@ADDR@/$addr}
-    args+=("${a//@PID@/$server_pid}")
-  done
+  fill_args "$@"
   perf stat -x, -o "$out/$server-$phase.perf" -e "$SYSCALLS" -p "$server_pid" &
   local perf_pid=$!
   sleep 0.5
