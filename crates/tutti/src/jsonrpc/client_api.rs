@@ -3,7 +3,7 @@
 //! [`ClientApi::observe`] (from the thread that reads them), which keeps what the methods answer
 //! and sends the notifications; methods act through the running client's command channel.
 
-use super::{Api, Notifier, RpcError};
+use super::{string_param, Api, Notifier, RpcError};
 use serde_json::{json, Map, Value};
 use std::sync::mpsc::Sender;
 use std::sync::{Mutex, MutexGuard};
@@ -119,10 +119,6 @@ fn clients_json(list: &[ClientListEntry]) -> Value {
         })
         .collect();
     json!({ "clients": clients })
-}
-
-fn string_param<'a>(params: &'a Map<String, Value>, name: &str) -> Result<&'a str, RpcError> {
-    params.get(name).and_then(Value::as_str).ok_or_else(|| RpcError::invalid_params(&format!("{name} is not a string")))
 }
 
 impl Api for ClientApi {

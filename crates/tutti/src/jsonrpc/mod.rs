@@ -37,6 +37,11 @@ impl RpcError {
     }
 }
 
+/// The string parameter `name`, or Jamulus' "Invalid params" error.
+fn string_param<'a>(params: &'a Map<String, Value>, name: &str) -> Result<&'a str, RpcError> {
+    params.get(name).and_then(Value::as_str).ok_or_else(|| RpcError::invalid_params(&format!("{name} is not a string")))
+}
+
 /// The methods one side (server or client) offers besides `jamulus/apiAuth`.
 pub trait Api: Send + Sync + 'static {
     /// `Ok(None)`: the method does not exist. `Ok(Some(result))`; `Err`: an error reply.

@@ -1,7 +1,7 @@
 //! The `jamulusserver/*` methods of Jamulus 3.9.1 (and `jamulus/getMode`, `jamulus/getVersion`),
 //! answered from snapshots the jam server thread sends back over its command channel.
 
-use super::{Api, RpcError};
+use super::{string_param, Api, RpcError};
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Sender};
@@ -29,10 +29,6 @@ impl ServerApi {
         self.send(ServerCommand::Snapshot(reply))?;
         answer.recv_timeout(SERVER_TIMEOUT).map_err(|_| RpcError::new(-32603, "Internal error: the server is busy"))
     }
-}
-
-fn string_param<'a>(params: &'a Map<String, Value>, name: &str) -> Result<&'a str, RpcError> {
-    params.get(name).and_then(Value::as_str).ok_or_else(|| RpcError::invalid_params(&format!("{name} is not a string")))
 }
 
 impl Api for ServerApi {
