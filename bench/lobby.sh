@@ -52,6 +52,17 @@ stop_server() {
 }
 trap stop_server EXIT
 
+# listen_addr LOG: the IP:PORT a starting server announces in LOG (up to 10 s), or nothing
+listen_addr() {
+  local a=""
+  for _ in $(seq 100); do
+    a=$(grep -o 'http://[0-9.:]*' "$1" | head -1 | sed 's|http://||') || true
+    [ -n "$a" ] && break
+    sleep 0.1
+  done
+  echo "$a"
+}
+
 # start_server tutti|node -> sets server_pid and addr
 start_server() {
   local log="$out/$1-server.log"
@@ -60,11 +71,7 @@ start_server() {
     node) taskset -c 0 node bench/anchors/lobby-node/server.mjs "${LIMITS[@]}" >"$log" 2>&1 & ;;
   esac
   server_pid=$!
-  for _ in $(seq 100); do
-    addr=$(grep -o 'http://[0-9.:]*' "$log" | head -1 | sed 's|http://||') || true
-    [ -n "$addr" ] && break
-    sleep 0.1
-  done
+  addr=$(listen_addr "$log")
   [ -n "$addr" ] || { echo "lobby.sh: $1 server did not start:" >&2; cat "$log" >&2; exit 1; }
   sleep 1 # settle before measuring the idle RSS
 }
@@ -88,11 +95,7 @@ if [ "${1:-}" = scale ]; then
   for i in 1 2 3; do
     "$tutti" lobby --listen 127.0.0.1:0 --redis "redis://127.0.0.1:$rport/" "${LIMITS[@]}" >"$out/scale-$i.log" 2>&1 &
     pids+=($!)
-    for _ in $(seq 100); do
-      a=$(grep -o 'http://[0-9.:]*' "$out/scale-$i.log" | head -1 | sed 's|http://||') || true
-      [ -n "$a" ] && break
-      sleep 0.1
-    done
+    a=$(listen_addr "$out/scale-$i.log")
     [ -n "$a" ] || { echo "lobby.sh: lobby $i did not start" >&2; cat "$out/scale-$i.log" >&2; exit 1; }
     addrs+=("$a")
   done
