@@ -152,10 +152,17 @@ impl<A: Adapter> Hub<A> {
         }
     }
 
+    /// Scaled out: emits through the adapter to a socket on another process.
+    async fn emit_remote<T: Serialize + ?Sized>(&self, to: Sid, event: &'static str, data: &T) {
+        if matches!(self.pairing, Pairing::Redis { .. }) {
+            let _ = self.io().to(to.to_string()).emit(event, data).await;
+        }
+    }
+
     /// Emits to a socket here or, through the adapter, on another process.
     async fn emit_anywhere<T: Serialize + ?Sized>(&self, to: Sid, event: &'static str, data: &T) {
-        if !self.emit_local(to, event, data) && matches!(self.pairing, Pairing::Redis { .. }) {
-            let _ = self.io().to(to.to_string()).emit(event, data).await;
+        if !self.emit_local(to, event, data) {
+            self.emit_remote(to, event, data).await;
         }
     }
 
@@ -172,10 +179,8 @@ impl<A: Adapter> Hub<A> {
                 elsewhere.push((to, event, data));
             }
         }
-        if matches!(self.pairing, Pairing::Redis { .. }) {
-            for (to, event, data) in elsewhere {
-                let _ = self.io().to(to.to_string()).emit(event, &data).await;
-            }
+        for (to, event, data) in elsewhere {
+            self.emit_remote(to, event, &data).await;
         }
     }
 
@@ -223,13 +228,10 @@ impl<A: Adapter> Hub<A> {
         }
     }
 
-    /// The random fallback for waiters whose wait ran out (this process's lobby only).
+    /// Not scaled out: the random fallback for waiters whose wait ran out. (Scaled out, nobody waits in
+    /// this process's lobby: each socket's worker times its own fallback, and the shell does not tick.)
     pub(crate) async fn tick(&self) {
-        let notices = match &self.pairing {
-            Pairing::Local => self.lobby().tick(Instant::now()),
-            // each socket's worker times its own fallback
-            Pairing::Redis { .. } => Vec::new(),
-        };
+        let notices = self.lobby().tick(Instant::now());
         self.deliver(notices).await;
     }
 }

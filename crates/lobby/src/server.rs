@@ -100,13 +100,15 @@ async fn run<A: Adapter>(
 ) -> Result<(), Error> {
     let timers = {
         let hub = hub.clone();
+        // scaled out, each socket's worker times its own fallback: no tick
+        let local = matches!(hub.pairing, Pairing::Local);
         tokio::spawn(async move {
             let mut online = tokio::time::interval(ONLINE_EVERY);
             let mut tick = tokio::time::interval(TICK_EVERY);
             loop {
                 tokio::select! {
                     _ = online.tick() => hub.broadcast_online().await,
-                    _ = tick.tick() => hub.tick().await,
+                    _ = tick.tick(), if local => hub.tick().await,
                 }
             }
         })
