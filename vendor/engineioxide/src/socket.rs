@@ -597,3 +597,52 @@ where
         (sock, rx)
     }
 }
+
+/// tutti patch: the heartbeat task of sessions that opened with polling, fed by a `Notify`.
+#[cfg(test)]
+mod heartbeat_tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    fn socket(closes: Arc<Mutex<Vec<DisconnectReason>>>) -> Arc<Socket<()>> {
+        let config = EngineIoConfig::default();
+        let parts = http::Request::<()>::default().into_parts().0;
+        let close_fn = Box::new(move |_, reason| closes.lock().unwrap().push(reason));
+        Arc::new(Socket::new(
+            ProtocolVersion::V4,
+            TransportType::Polling,
+            &config,
+            parts,
+            close_fn,
+            false,
+        ))
+    }
+
+    async fn next_is_ping(socket: &Socket<()>) {
+        let ping = tokio::time::timeout(Duration::from_secs(2), socket.queue.recv()).await;
+        assert!(
+            matches!(ping.unwrap().as_deref(), Some([Packet::Ping])),
+            "a ping"
+        );
+    }
+
+    #[tokio::test]
+    async fn pongs_keep_a_polling_session_and_silence_ends_it() {
+        let closes = Arc::new(Mutex::new(Vec::new()));
+        let socket = socket(closes.clone());
+        let ms = Duration::from_millis;
+        socket.clone().spawn_heartbeat(ms(40), ms(40));
+        for _ in 0..4 {
+            next_is_ping(&socket).await;
+            socket.heartbeat.notify_one();
+        }
+        assert!(closes.lock().unwrap().is_empty());
+        next_is_ping(&socket).await;
+        tokio::time::sleep(ms(120)).await;
+        assert_eq!(
+            *closes.lock().unwrap(),
+            [DisconnectReason::HeartbeatTimeout]
+        );
+    }
+}
