@@ -38,6 +38,17 @@ impl State {
         }
         self.buffered.push_back(packets);
     }
+
+    /// Whether one more packet may be queued; with a `capacity`, only within it.
+    fn admit(&self, capacity: Option<usize>) -> Result<(), TrySendError<()>> {
+        if self.closed {
+            return Err(TrySendError::Closed(()));
+        }
+        if capacity.is_some_and(|capacity| self.buffered.len() + self.reserved >= capacity) {
+            return Err(TrySendError::Full(()));
+        }
+        Ok(())
+    }
 }
 
 /// A bounded multi-producer, single-consumer queue of [`PacketBuf`]s.
@@ -68,29 +79,28 @@ impl Queue {
     /// Queues `packets` if there is room.
     #[allow(clippy::result_large_err)] // the channel's error type, which hands the packets back
     pub(crate) fn try_send(&self, packets: PacketBuf) -> Result<(), TrySendError<PacketBuf>> {
-        {
-            let mut state = self.state();
-            if state.closed {
-                return Err(TrySendError::Closed(packets));
-            }
-            if state.buffered.len() + state.reserved >= self.capacity {
-                return Err(TrySendError::Full(packets));
-            }
-            state.push(packets);
-        }
-        self.consumer.wake();
-        Ok(())
+        self.send(packets, Some(self.capacity))
     }
 
     /// Queues `packets` even if the queue is full (used for the one NOOP packet of an upgrade).
     #[allow(clippy::result_large_err)] // as try_send
     pub(crate) fn force_send(&self, packets: PacketBuf) -> Result<(), TrySendError<PacketBuf>> {
+        self.send(packets, None)
+    }
+
+    #[allow(clippy::result_large_err)] // as try_send
+    fn send(
+        &self,
+        packets: PacketBuf,
+        capacity: Option<usize>,
+    ) -> Result<(), TrySendError<PacketBuf>> {
         {
             let mut state = self.state();
-            if state.closed {
-                return Err(TrySendError::Closed(packets));
+            match state.admit(capacity) {
+                Ok(()) => state.push(packets),
+                Err(TrySendError::Closed(())) => return Err(TrySendError::Closed(packets)),
+                Err(TrySendError::Full(())) => return Err(TrySendError::Full(packets)),
             }
-            state.push(packets);
         }
         self.consumer.wake();
         Ok(())
@@ -100,7 +110,7 @@ impl Queue {
     pub(crate) fn send_volatile(&self, packets: PacketBuf) -> bool {
         {
             let mut state = self.state();
-            if state.closed {
+            if state.admit(None).is_err() {
                 return false;
             }
             state.volatile = Some(Box::new(packets));
@@ -112,12 +122,7 @@ impl Queue {
     /// Holds a place for one [`PacketBuf`], released by [`Reservation::send`] or on drop.
     pub(crate) fn try_reserve(&self) -> Result<Reservation<'_>, TrySendError<()>> {
         let mut state = self.state();
-        if state.closed {
-            return Err(TrySendError::Closed(()));
-        }
-        if state.buffered.len() + state.reserved >= self.capacity {
-            return Err(TrySendError::Full(()));
-        }
+        state.admit(Some(self.capacity))?;
         state.reserved += 1;
         Ok(Reservation { queue: self })
     }
@@ -201,7 +206,7 @@ impl Reservation<'_> {
         {
             let mut state = self.queue.state();
             state.reserved -= 1;
-            // as with a channel permit, a reserved place is used even if the queue closed since
+            // as with a channel permit used after its receiver closed, the packets are dropped
             if !state.closed {
                 state.push(packets);
             }
