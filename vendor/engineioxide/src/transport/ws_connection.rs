@@ -10,7 +10,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
     time::Duration,
 };
 
@@ -162,22 +162,59 @@ where
         if end.is_err() {
             return;
         }
-        let ws = &mut self.ws;
+        let timeout = self.engine.config.ping_timeout;
         let last_words = async {
-            while let Some(packets) = socket.queue.try_recv() {
-                for packet in packets {
-                    if let Some(msg) = message(packet, socket.protocol) {
-                        ws.feed(msg).await.ok();
-                    }
+            // written as everything before: queued packets into the WebSocket, then a flush
+            let drained = std::future::poll_fn(|cx| {
+                self.socket.queue.register(cx.waker());
+                self.poll_write(cx)
+            });
+            drained.await.ok();
+            // this flush also sends tungstenite's answer to a close frame from the client
+            self.ws.flush().await.ok();
+            self.ws.close(None).await.ok();
+        };
+        tokio::time::timeout(timeout, last_words).await.ok();
+    }
+}
+
+impl<H: EngineIoHandler, S> Connection<H, S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    /// Moves queued packets into the WebSocket while it takes them, then flushes. Ready once the
+    /// queue is empty and everything flushed; otherwise the WebSocket's write side will wake the
+    /// task, and the queue's if the caller registered with it first. (A client that does not read
+    /// fills its socket buffer, then this queue, then emits fail as `Full`.)
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let mut drained = false;
+        loop {
+            match self.ws.poll_ready_unpin(cx) {
+                Poll::Ready(result) => result?,
+                Poll::Pending => break,
+            }
+            let Some(packets) = self.socket.queue.try_recv() else {
+                drained = true;
+                break;
+            };
+            for packet in packets {
+                if let Some(msg) = message(packet, self.socket.protocol) {
+                    self.ws.start_send_unpin(msg)?;
+                    self.unflushed = true;
                 }
             }
-            // the flush also sends tungstenite's answer to a close frame from the client
-            ws.flush().await.ok();
-            ws.close(None).await.ok();
-        };
-        tokio::time::timeout(self.engine.config.ping_timeout, last_words)
-            .await
-            .ok();
+        }
+        if self.unflushed {
+            ready!(self.ws.poll_flush_unpin(cx))?;
+            self.unflushed = false;
+            #[cfg(feature = "tracing")]
+            tracing::trace!(sid = %self.socket.id, "ws flush");
+        }
+        if drained {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
     }
 }
 
@@ -217,44 +254,20 @@ where
                 continue; // to poll the timer at its new deadline
             }
 
-            // Write: move queued packets into the WebSocket while it takes them (a client that
-            // does not read fills its socket buffer, then this queue, then emits fail as Full).
-            let mut progress = false;
-            loop {
-                match this.ws.poll_ready_unpin(cx) {
-                    Poll::Ready(result) => result?,
-                    Poll::Pending => break,
-                }
-                let Some(packets) = this.socket.queue.try_recv() else {
-                    break;
-                };
-                for packet in packets {
-                    if let Some(msg) = message(packet, this.socket.protocol) {
-                        this.ws.start_send_unpin(msg)?;
-                        this.unflushed = true;
-                    }
-                }
-                progress = true;
-            }
-            if this.unflushed
-                && let Poll::Ready(result) = this.ws.poll_flush_unpin(cx)
-            {
-                result?;
-                this.unflushed = false;
-                #[cfg(feature = "tracing")]
-                tracing::trace!(sid = %this.socket.id, "ws flush");
+            // Write what is queued. Not done yet means a waker is registered: the queue's above,
+            // or the WebSocket's write side.
+            if let Poll::Ready(Err(e)) = this.poll_write(cx) {
+                return Poll::Ready(Err(e));
             }
 
             // Read: one frame per turn, so that what it caused is written before the next.
-            match this.ws.poll_next_unpin(cx) {
-                Poll::Ready(None) => return Poll::Ready(Ok(End::ClientClosed)),
-                Poll::Ready(Some(msg)) => {
+            match ready!(this.ws.poll_next_unpin(cx)) {
+                None => return Poll::Ready(Ok(End::ClientClosed)),
+                Some(msg) => {
                     if on_frame(&this.engine, &this.socket, msg?, this.heartbeat.as_mut())? {
                         return Poll::Ready(Ok(End::ClientClosed));
                     }
                 }
-                Poll::Pending if !progress => return Poll::Pending,
-                Poll::Pending => {}
             }
         }
     }
