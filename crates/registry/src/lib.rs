@@ -1,0 +1,16 @@
+//! tutti's name registry: a self-hostable name server that Jami clients use and tutti identities
+//! share. The rules (names, addresses, keys, signatures, one name per address, names final) are sans-IO
+//! in [`name`], [`key`] and [`registration`]; [`store`] keeps records in SQLite or PostgreSQL with a
+//! durable commit before every success; [`http`] and [`server`] are the axum shell.
+
+pub mod key;
+pub mod name;
+pub mod registration;
+#[cfg(any(test, feature = "test-keys"))]
+pub mod test_keys;
+
+pub use key::{KeyError, KeyKind, PublicKey};
+pub use name::{Addr, Name, NameError};
+pub use registration::{
+    decide, sign_ed25519, verify, verify_answer, AnswerError, Decision, NameAnswer, Record, Refusal, RegistrationBody,
+};
