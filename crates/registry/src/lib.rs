@@ -6,11 +6,15 @@
 pub mod key;
 pub mod name;
 pub mod registration;
-#[cfg(any(test, feature = "test-keys"))]
+pub mod store;
+#[cfg(any(test, feature = "testing"))]
 pub mod test_keys;
+#[cfg(any(test, feature = "testing"))]
+pub mod test_postgres;
 
 pub use key::{KeyError, KeyKind, PublicKey};
 pub use name::{Addr, Name, NameError};
 pub use registration::{
     decide, sign_ed25519, verify, verify_answer, AnswerError, Decision, NameAnswer, Record, Refusal, RegistrationBody,
 };
+pub use store::{Store, StoreConfig, StoreError};
