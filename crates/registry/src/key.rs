@@ -142,6 +142,10 @@ impl PublicKey {
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), KeyError> {
         match &self.verify {
             Verify::Rsa(key) => {
+                let KeyKind::Rsa { bits } = self.kind else { return Err(KeyError::Unsupported) };
+                if signature.len() != bits.div_ceil(8) {
+                    return Err(KeyError::SignatureEncoding);
+                }
                 let signature =
                     rsa::pkcs1v15::Signature::try_from(signature).map_err(|_| KeyError::SignatureEncoding)?;
                 key.verify(message, &signature).map_err(|_| KeyError::BadSignature)

@@ -26,6 +26,8 @@ pub const RSA_4096_PEM: &str = include_str!("../testdata/rsa-4096.pem");
 pub const RSA_4096_ADDR: &str = "0x54ae6058d2bffc46a8c91445d94f959d93304b84";
 /// A 1024-bit public key: too small.
 pub const RSA_1024_PEM: &str = include_str!("../testdata/rsa-1024.pub.pem");
+/// An EC P-256 public key: a kind the registry refuses.
+pub const EC_P256_PEM: &str = include_str!("../testdata/ec-p256.pub.pem");
 /// `printf alice | openssl dgst -sha512 -sign rsa-0.pem | base64 -w0`.
 pub const RSA_0_ALICE_OPENSSL: &str = include_str!("../testdata/rsa-0.alice.sig.b64");
 

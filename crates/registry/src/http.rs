@@ -1,0 +1,210 @@
+//! The HTTP API of the Jami name server, over a [`Store`]: routes, status codes and JSON bodies as Jami
+//! clients expect them, with every refusal a 4xx and a JSON `{"error": …}` and nothing written. Keeps no
+//! trace of who asked: the only per-source state is the registration limit's buckets in memory.
+
+use crate::limit::RegistrationLimit;
+use crate::registration::{verify, Decision, NameAnswer, RegistrationBody};
+use crate::store::Store;
+use crate::{Addr, Name, Record};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+/// The largest request body accepted.
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// What the handlers share.
+pub struct Registry {
+    store: Store,
+    limit: Mutex<RegistrationLimit>,
+}
+
+impl Registry {
+    /// Handlers over `store`, with `per_minute` registrations a minute per source (0: no limit).
+    pub fn new(store: Store, per_minute: u32) -> Self {
+        Registry { store, limit: Mutex::new(RegistrationLimit::new(per_minute)) }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Drops the limiter's refilled buckets (called periodically by the server).
+    pub fn forget_refilled(&self, now: Instant) {
+        if let Ok(mut limit) = self.limit.lock() {
+            limit.forget_refilled(now);
+        }
+    }
+}
+
+/// A JSON error answer.
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    (status, Json(json!({ "error": message.to_string() }))).into_response()
+}
+
+/// The routes. `log_requests` adds the access log (method, route template, status; never an address
+/// or a name).
+pub fn router(registry: Arc<Registry>, log_requests: bool) -> Router {
+    let router = Router::new()
+        .route("/name/{name}", get(get_name).post(post_name))
+        .route("/name/{name}/{field}", get(get_field))
+        .route("/addr/{addr}", get(get_addr))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(cors_for_reads))
+        .with_state(registry);
+    if log_requests {
+        router.layer(axum::middleware::from_fn(access_log))
+    } else {
+        router
+    }
+}
+
+/// Answers for unknown routes: the cheapest request the server handles (no store access).
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "not found")
+}
+
+async fn method_not_allowed() -> Response {
+    error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+}
+
+/// Lookups are public data: any web page may read them.
+async fn cors_for_reads(mut response: Response) -> Response {
+    response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    response
+}
+
+async fn access_log(matched: Option<MatchedPath>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let route = matched.as_ref().map_or("(no route)", MatchedPath::as_str).to_owned();
+    let response = next.run(request).await;
+    tracing::info!(target: "tutti_registry::access", "{method} {route} {}", response.status().as_u16());
+    response
+}
+
+fn path_param(path: Result<Path<String>, PathRejection>) -> Result<String, Response> {
+    path.map(|Path(p)| p).map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad path: {}", e.body_text())))
+}
+
+async fn lookup(registry: &Registry, raw: &str) -> Result<Record, Response> {
+    let name = Name::lookup(raw).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+    match registry.store.record(&name).await {
+        Ok(Some(record)) => Ok(record),
+        // the reference server's spelling, which clients may match on
+        Ok(None) => Err(error(StatusCode::NOT_FOUND, "name not registred")),
+        Err(e) => Err(store_failed(e)),
+    }
+}
+
+fn store_failed(e: crate::StoreError) -> Response {
+    tracing::warn!("registry: {e}");
+    error(StatusCode::SERVICE_UNAVAILABLE, "the registry's database is unavailable; try again later")
+}
+
+async fn get_name(State(registry): State<Arc<Registry>>, name: Result<Path<String>, PathRejection>) -> Response {
+    let raw = match path_param(name) {
+        Ok(raw) => raw,
+        Err(response) => return response,
+    };
+    match lookup(&registry, &raw).await {
+        Ok(record) => Json(NameAnswer::from(&record)).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn get_field(
+    State(registry): State<Arc<Registry>>,
+    params: Result<Path<(String, String)>, PathRejection>,
+) -> Response {
+    let (raw, field) = match params {
+        Ok(Path(params)) => params,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad path: {}", e.body_text())),
+    };
+    if !matches!(field.as_str(), "owner" | "publickey" | "signature") {
+        return not_found().await;
+    }
+    match lookup(&registry, &raw).await {
+        Ok(record) => {
+            let value = match field.as_str() {
+                "owner" => &record.owner,
+                "publickey" => &record.publickey,
+                _ => &record.signature,
+            };
+            Json(json!({ "name": record.name.as_str(), field: value })).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+async fn get_addr(State(registry): State<Arc<Registry>>, addr: Result<Path<String>, PathRejection>) -> Response {
+    let raw = match path_param(addr) {
+        Ok(raw) => raw,
+        Err(response) => return response,
+    };
+    let Ok(addr) = Addr::parse(&raw) else {
+        return error(StatusCode::BAD_REQUEST, "invalid address: give 0x and 40 hexadecimal digits");
+    };
+    match registry.store.name_of(&addr).await {
+        Ok(Some(name)) => Json(json!({ "name": name.as_str() })).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "address not registered"),
+        Err(e) => store_failed(e),
+    }
+}
+
+async fn post_name(
+    State(registry): State<Arc<Registry>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    name: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let allowed = registry.limit.lock().map(|mut limit| limit.allow(Instant::now(), peer.ip())).unwrap_or(false);
+    if !allowed {
+        return error(StatusCode::TOO_MANY_REQUESTS, "too many registrations from this address; wait a minute");
+    }
+    let raw = match path_param(name) {
+        Ok(raw) => raw,
+        Err(response) => return response,
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, format!("body over {MAX_BODY} bytes"))
+        }
+        Err(e) => return error(e.status(), e.body_text()),
+    };
+    let name = match Name::parse(&raw) {
+        Ok(name) => name,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let body: RegistrationBody = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed JSON body: {e}")),
+    };
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    // an RSA-8192 check takes about a millisecond: off the threads that answer lookups
+    let checked = tokio::task::spawn_blocking(move || verify(&name, &body, now)).await;
+    let record = match checked {
+        Ok(Ok(record)) => record,
+        Ok(Err(refusal)) if refusal.is_authentication() => return error(StatusCode::UNAUTHORIZED, refusal),
+        Ok(Err(refusal)) => return error(StatusCode::BAD_REQUEST, refusal),
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "the check failed"),
+    };
+    match registry.store.register(record).await {
+        Ok(Decision::Insert | Decision::AlreadyRegistered) => Json(json!({ "success": true })).into_response(),
+        Ok(Decision::NameTaken) => error(StatusCode::FORBIDDEN, "name already taken"),
+        Ok(Decision::AddrHasName(_)) => error(StatusCode::FORBIDDEN, "this address already has a name"),
+        Err(e) => store_failed(e),
+    }
+}
