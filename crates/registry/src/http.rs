@@ -47,10 +47,23 @@ impl Registry {
     }
 }
 
-/// A JSON error answer.
-fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    (status, Json(json!({ "error": message.to_string() }))).into_response()
+/// A refusal: a status and the text of the JSON `{"error": …}` body.
+#[derive(Debug)]
+struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl std::fmt::Display) -> Self {
+        ApiError(status, message.to_string())
+    }
 }
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+type Answer = Result<Response, ApiError>;
 
 /// The routes. `log_requests` adds the access log (method, route template, status; never an address
 /// or a name).
@@ -72,12 +85,12 @@ pub fn router(registry: Arc<Registry>, log_requests: bool) -> Router {
 }
 
 /// Answers for unknown routes: the cheapest request the server handles (no store access).
-async fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "not found")
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not found")
 }
 
-async fn method_not_allowed() -> Response {
-    error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
 }
 
 /// Lookups are public data: any web page may read them.
@@ -94,72 +107,54 @@ async fn access_log(matched: Option<MatchedPath>, request: Request, next: Next) 
     response
 }
 
-fn path_param(path: Result<Path<String>, PathRejection>) -> Result<String, Response> {
-    path.map(|Path(p)| p).map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad path: {}", e.body_text())))
+fn path_param<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    path.map(|Path(p)| p).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad path: {}", e.body_text())))
 }
 
-async fn lookup(registry: &Registry, raw: &str) -> Result<Record, Response> {
-    let name = Name::lookup(raw).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+async fn lookup(registry: &Registry, raw: &str) -> Result<Record, ApiError> {
+    let name = Name::lookup(raw).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
     match registry.store.record(&name).await {
         Ok(Some(record)) => Ok(record),
         // the reference server's spelling, which clients may match on
-        Ok(None) => Err(error(StatusCode::NOT_FOUND, "name not registred")),
+        Ok(None) => Err(ApiError::new(StatusCode::NOT_FOUND, "name not registred")),
         Err(e) => Err(store_failed(e)),
     }
 }
 
-fn store_failed(e: crate::StoreError) -> Response {
+fn store_failed(e: crate::StoreError) -> ApiError {
     tracing::warn!("registry: {e}");
-    error(StatusCode::SERVICE_UNAVAILABLE, "the registry's database is unavailable; try again later")
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the registry's database is unavailable; try again later")
 }
 
-async fn get_name(State(registry): State<Arc<Registry>>, name: Result<Path<String>, PathRejection>) -> Response {
-    let raw = match path_param(name) {
-        Ok(raw) => raw,
-        Err(response) => return response,
-    };
-    match lookup(&registry, &raw).await {
-        Ok(record) => Json(NameAnswer::from(&record)).into_response(),
-        Err(response) => response,
-    }
+async fn get_name(State(registry): State<Arc<Registry>>, name: Result<Path<String>, PathRejection>) -> Answer {
+    let record = lookup(&registry, &path_param(name)?).await?;
+    Ok(Json(NameAnswer::from(&record)).into_response())
 }
 
 async fn get_field(
     State(registry): State<Arc<Registry>>,
     params: Result<Path<(String, String)>, PathRejection>,
-) -> Response {
-    let (raw, field) = match params {
-        Ok(Path(params)) => params,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad path: {}", e.body_text())),
-    };
+) -> Answer {
+    let (raw, field) = path_param(params)?;
     if !matches!(field.as_str(), "owner" | "publickey" | "signature") {
-        return not_found().await;
+        return Err(not_found().await);
     }
-    match lookup(&registry, &raw).await {
-        Ok(record) => {
-            let value = match field.as_str() {
-                "owner" => &record.owner,
-                "publickey" => &record.publickey,
-                _ => &record.signature,
-            };
-            Json(json!({ "name": record.name.as_str(), field: value })).into_response()
-        }
-        Err(response) => response,
-    }
+    let record = lookup(&registry, &raw).await?;
+    let value = match field.as_str() {
+        "owner" => &record.owner,
+        "publickey" => &record.publickey,
+        _ => &record.signature,
+    };
+    Ok(Json(json!({ "name": record.name.as_str(), field: value })).into_response())
 }
 
-async fn get_addr(State(registry): State<Arc<Registry>>, addr: Result<Path<String>, PathRejection>) -> Response {
-    let raw = match path_param(addr) {
-        Ok(raw) => raw,
-        Err(response) => return response,
-    };
-    let Ok(addr) = Addr::parse(&raw) else {
-        return error(StatusCode::BAD_REQUEST, "invalid address: give 0x and 40 hexadecimal digits");
-    };
+async fn get_addr(State(registry): State<Arc<Registry>>, addr: Result<Path<String>, PathRejection>) -> Answer {
+    let addr = Addr::parse(&path_param(addr)?)
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid address: give 0x and 40 hexadecimal digits"))?;
     match registry.store.name_of(&addr).await {
-        Ok(Some(name)) => Json(json!({ "name": name.as_str() })).into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, "address not registered"),
-        Err(e) => store_failed(e),
+        Ok(Some(name)) => Ok(Json(json!({ "name": name.as_str() })).into_response()),
+        Ok(None) => Err(ApiError::new(StatusCode::NOT_FOUND, "address not registered")),
+        Err(e) => Err(store_failed(e)),
     }
 }
 
@@ -168,43 +163,38 @@ async fn post_name(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     name: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
+) -> Answer {
     let allowed = registry.limit.lock().map(|mut limit| limit.allow(Instant::now(), peer.ip())).unwrap_or(false);
     if !allowed {
-        return error(StatusCode::TOO_MANY_REQUESTS, "too many registrations from this address; wait a minute");
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many registrations from this address; wait a minute",
+        ));
     }
-    let raw = match path_param(name) {
-        Ok(raw) => raw,
-        Err(response) => return response,
-    };
-    let body = match body {
-        Ok(body) => body,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return error(StatusCode::PAYLOAD_TOO_LARGE, format!("body over {MAX_BODY} bytes"))
+    let raw = path_param(name)?;
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("body over {MAX_BODY} bytes"))
         }
-        Err(e) => return error(e.status(), e.body_text()),
-    };
-    let name = match Name::parse(&raw) {
-        Ok(name) => name,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
-    let body: RegistrationBody = match serde_json::from_slice(&body) {
-        Ok(body) => body,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed JSON body: {e}")),
-    };
+        status => ApiError::new(status, e.body_text()),
+    })?;
+    let name = Name::parse(&raw).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    let body: RegistrationBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON body: {e}")))?;
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     // an RSA-8192 check takes about a millisecond: off the threads that answer lookups
-    let checked = tokio::task::spawn_blocking(move || verify(&name, &body, now)).await;
-    let record = match checked {
+    let record = match tokio::task::spawn_blocking(move || verify(&name, &body, now)).await {
         Ok(Ok(record)) => record,
-        Ok(Err(refusal)) if refusal.is_authentication() => return error(StatusCode::UNAUTHORIZED, refusal),
-        Ok(Err(refusal)) => return error(StatusCode::BAD_REQUEST, refusal),
-        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "the check failed"),
+        Ok(Err(refusal)) if refusal.is_authentication() => {
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, refusal))
+        }
+        Ok(Err(refusal)) => return Err(ApiError::new(StatusCode::BAD_REQUEST, refusal)),
+        Err(_) => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the check failed")),
     };
     match registry.store.register(record).await {
-        Ok(Decision::Insert | Decision::AlreadyRegistered) => Json(json!({ "success": true })).into_response(),
-        Ok(Decision::NameTaken) => error(StatusCode::FORBIDDEN, "name already taken"),
-        Ok(Decision::AddrHasName(_)) => error(StatusCode::FORBIDDEN, "this address already has a name"),
-        Err(e) => store_failed(e),
+        Ok(Decision::Insert | Decision::AlreadyRegistered) => Ok(Json(json!({ "success": true })).into_response()),
+        Ok(Decision::NameTaken) => Err(ApiError::new(StatusCode::FORBIDDEN, "name already taken")),
+        Ok(Decision::AddrHasName(_)) => Err(ApiError::new(StatusCode::FORBIDDEN, "this address already has a name")),
+        Err(e) => Err(store_failed(e)),
     }
 }
