@@ -11,6 +11,7 @@ mod list;
 mod loadgen;
 mod lobby;
 mod metrics;
+mod registry;
 mod server;
 mod sound_card;
 
@@ -39,13 +40,15 @@ enum Command {
     Inspect(inspect::Args),
     /// Run the anonymous random video-chat lobby: a web page and Socket.IO v5 matching and relay.
     Lobby(lobby::Args),
+    /// Run a name registry that Jami clients and tutti identities register public names with.
+    Registry(registry::Args),
 }
 
 /// Diagnostics on stderr, filtered by `RUST_LOG` (default: warnings and tutti's own info lines).
 /// They never carry chat text or client addresses; the connection log (`--log`) is separate.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tutti_net=info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tutti_net=info,tutti_registry::access=info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(&args),
         Command::Loadgen(args) => loadgen::run(&args),
         Command::Lobby(args) => lobby::run(&args),
+        Command::Registry(args) => registry::run(&args),
         Command::Client(args) => client::run(&args),
     };
     match result {

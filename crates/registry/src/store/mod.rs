@@ -11,7 +11,7 @@ pub mod conformance;
 
 use crate::{Addr, Decision, Name, Record};
 pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, FILE_NAME as SQLITE_FILE};
 use std::path::PathBuf;
 
 /// Which database.

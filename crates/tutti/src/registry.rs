@@ -1,0 +1,187 @@
+//! `tutti registry`: the name registry's command line and `[registry]` TOML table, merged into one
+//! [`RegistryConfig`] (flags win over the file, the file over the defaults), then served until
+//! SIGINT/SIGTERM. Prints the address it listens on to stdout (port 0 picks a free one).
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tutti_registry::{RegistryConfig, RegistryServer, StoreConfig, DEFAULT_REGISTRATIONS_PER_MINUTE};
+
+/// Command-line flags of `tutti registry`. Every value flag can also be set in the `[registry]` table of
+/// the `--config` file, under its long name with `_` for `-`.
+#[derive(Debug, Default, clap::Args)]
+#[command(after_help = "Routes (Jami name server API): GET /name/NAME, GET /name/NAME/owner|publickey|signature, \
+GET /addr/ADDR, POST /name/NAME with {addr, owner, signature, publickey}. Names are final: nothing changes or \
+removes a record. See docs/registry.md.")]
+pub struct Args {
+    /// TOML configuration file with a [registry] table; flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address and port for the HTTP API [default: 127.0.0.1:8090].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the embedded SQLite database (registry.sqlite3), created with mode 0700
+    /// [default: $TUTTI_HOME/registry, else $XDG_DATA_HOME/tutti/registry, else ~/.local/share/tutti/registry].
+    #[arg(long, value_name = "DIR", conflicts_with = "database_url")]
+    pub data_dir: Option<PathBuf>,
+    /// Keep names in this PostgreSQL database instead (postgres://user@host:port/db, or
+    /// "host=/run/postgresql dbname=…"); several registry processes may share it. No TLS: use a local
+    /// socket or a trusted network.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Log each request's method, route and status to stderr (never an address or a name) [default: off].
+    #[arg(long)]
+    pub log_requests: bool,
+    /// Registrations a minute per source address (IPv6: per /64 prefix); 0 for no limit [default: 10].
+    #[arg(long, value_name = "N")]
+    pub registrations_per_minute: Option<u32>,
+}
+
+/// The `[registry]` table of the configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRegistry {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    log_requests: Option<bool>,
+    registrations_per_minute: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct File {
+    registry: Option<FileRegistry>,
+}
+
+impl Args {
+    /// Merges the flags over the configuration file over the defaults.
+    pub fn settings(&self) -> anyhow::Result<RegistryConfig> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileRegistry::default(),
+        };
+        if file.data_dir.is_some() && file.database_url.is_some() {
+            bail!("the [registry] table sets both data_dir and database_url: keep one");
+        }
+        let store = if let Some(url) = &self.database_url {
+            StoreConfig::Postgres(url.clone())
+        } else if let Some(dir) = &self.data_dir {
+            StoreConfig::Sqlite(dir.clone())
+        } else if let Some(url) = file.database_url {
+            StoreConfig::Postgres(url)
+        } else if let Some(dir) = file.data_dir {
+            StoreConfig::Sqlite(dir)
+        } else {
+            StoreConfig::Sqlite(default_data_dir()?)
+        };
+        Ok(RegistryConfig {
+            listen: self.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8090))),
+            store,
+            log_requests: self.log_requests || file.log_requests.unwrap_or(false),
+            registrations_per_minute: self
+                .registrations_per_minute
+                .or(file.registrations_per_minute)
+                .unwrap_or(DEFAULT_REGISTRATIONS_PER_MINUTE),
+        })
+    }
+}
+
+/// `$TUTTI_HOME/registry`, else the XDG data directory's `tutti/registry`.
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(home) = var("TUTTI_HOME") {
+        return Ok(home.join("registry"));
+    }
+    if let Some(data) = var("XDG_DATA_HOME") {
+        return Ok(data.join("tutti").join("registry"));
+    }
+    match var("HOME") {
+        Some(home) => Ok(home.join(".local/share/tutti/registry")),
+        None => bail!("no HOME, XDG_DATA_HOME or TUTTI_HOME to put the database in: pass --data-dir"),
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileRegistry> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+    let file: File =
+        toml::from_str(&text).with_context(|| format!("{} is not a valid tutti configuration", path.display()))?;
+    Ok(file.registry.unwrap_or_default())
+}
+
+/// Runs the registry until SIGINT or SIGTERM.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let config = args.settings()?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let server = RegistryServer::bind(&config).await?;
+        let addr = server.local_addr().context("cannot read the bound address")?;
+        match &config.store {
+            StoreConfig::Sqlite(dir) => {
+                println!("tutti registry: names kept in {}", dir.join(tutti_registry::store::SQLITE_FILE).display())
+            }
+            StoreConfig::Postgres(_) => println!("tutti registry: names kept in PostgreSQL"),
+        }
+        println!("tutti registry: listening on http://{addr}/");
+        server.serve(crate::lobby::shutdown_signal()).await?;
+        anyhow::Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn settings(argv: &[&str]) -> anyhow::Result<RegistryConfig> {
+        Cli::try_parse_from(std::iter::once("registry").chain(argv.iter().copied()))?.args.settings()
+    }
+
+    #[test]
+    fn defaults_are_private_and_local() {
+        let config = settings(&["--data-dir", "/tmp/x"]).unwrap();
+        assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 8090)));
+        assert_eq!(config.store, StoreConfig::Sqlite("/tmp/x".into()));
+        assert!(!config.log_requests);
+        assert_eq!(config.registrations_per_minute, 10);
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let dir = std::env::temp_dir().join(format!("tutti-registry-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tutti.toml");
+        std::fs::write(
+            &file,
+            "[registry]\nlisten = \"127.0.0.1:9000\"\ndatabase_url = \"postgres://a@127.0.0.1/db\"\nlog_requests = true\nregistrations_per_minute = 3\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let config = settings(&["--config", path]).unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.store, StoreConfig::Postgres("postgres://a@127.0.0.1/db".into()));
+        assert!(config.log_requests);
+        assert_eq!(config.registrations_per_minute, 3);
+        let config = settings(&["--config", path, "--data-dir", "/tmp/y", "--registrations-per-minute", "0"]).unwrap();
+        assert_eq!(config.store, StoreConfig::Sqlite("/tmp/y".into()));
+        assert_eq!(config.registrations_per_minute, 0);
+        std::fs::write(&file, "[registry]\ndata_dir = \"/a\"\ndatabase_url = \"postgres://b\"\n").unwrap();
+        assert!(settings(&["--config", path]).unwrap_err().to_string().contains("keep one"));
+        std::fs::write(&file, "[registry]\nport = 1\n").unwrap();
+        assert!(settings(&["--config", path]).is_err(), "unknown keys are refused");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn one_store_at_a_time() {
+        assert!(settings(&["--data-dir", "/a", "--database-url", "postgres://b"]).is_err());
+    }
+}
