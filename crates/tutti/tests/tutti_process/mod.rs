@@ -65,6 +65,25 @@ impl Tutti {
         false
     }
 
+    /// Waits for a line `PREFIX ADDR/` in the log (as `tutti registry: listening on http://` prints)
+    /// and parses ADDR.
+    pub fn wait_for_http_addr(&self, prefix: &str, timeout: Duration) -> Option<SocketAddr> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let found = self.log().lines().find_map(|line| {
+                line.strip_prefix(prefix).and_then(|rest| rest.trim().trim_end_matches('/').parse().ok())
+            });
+            if found.is_some() {
+                return found;
+            }
+            if self.child.is_none() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Waits up to `timeout` for the process to exit by itself; its exit code, or None if it is
     /// still running (or died from a signal).
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
