@@ -76,9 +76,6 @@ impl Tutti {
             if found.is_some() {
                 return found;
             }
-            if self.child.is_none() {
-                return None;
-            }
             std::thread::sleep(Duration::from_millis(20));
         }
         None
