@@ -82,9 +82,13 @@ impl PublicKey {
         PublicKey::from_pem(&pem)
     }
 
-    /// From PEM text.
+    /// From PEM text. Trailing NUL bytes and white space are ignored: the Jami daemon sends its PEM
+    /// with the C string's terminating NUL.
     pub fn from_pem(pem: &[u8]) -> Result<PublicKey, KeyError> {
-        let (label, der) = pem_rfc7468::decode_vec(pem).map_err(|e| KeyError::Pem(e.to_string()))?;
+        let end = pem.iter().rposition(|b| *b != 0 && !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+        let mut trimmed = pem[..end].to_vec();
+        trimmed.push(b'\n');
+        let (label, der) = pem_rfc7468::decode_vec(&trimmed).map_err(|e| KeyError::Pem(e.to_string()))?;
         match label {
             "PUBLIC KEY" => PublicKey::from_spki_der(&der),
             "RSA PUBLIC KEY" => {

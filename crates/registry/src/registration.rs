@@ -227,6 +227,20 @@ mod tests {
     }
 
     #[test]
+    fn the_real_jami_daemons_request_verifies() {
+        let body: RegistrationBody = serde_json::from_str(test_keys::JAMI_DAEMON_POST).unwrap();
+        let record = verify(&name("jam-cafe01"), &body, 0).unwrap();
+        assert_eq!(record.addr.to_string(), "0x6b62ec4ea98bcb4c40199af87d30119f297e910d");
+        // the owner is the account's Ethereum address, not the Jami ID: kept
+        assert_eq!(record.owner, "0x6fbb00e2716b1dd3cd61aea6f30d09f5feb376b7");
+        assert_eq!(record.publickey, body.publickey.unwrap());
+        assert_eq!(
+            verify(&name("jam-cafe02"), &serde_json::from_str(test_keys::JAMI_DAEMON_POST).unwrap(), 0),
+            Err(Refusal::BadSignature)
+        );
+    }
+
+    #[test]
     fn each_way_of_lying_is_refused() {
         let good = test_keys::rsa_registration(0, "alice");
         // a signature over another name

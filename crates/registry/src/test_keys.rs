@@ -28,6 +28,10 @@ pub const RSA_4096_ADDR: &str = "0x54ae6058d2bffc46a8c91445d94f959d93304b84";
 pub const RSA_1024_PEM: &str = include_str!("../testdata/rsa-1024.pub.pem");
 /// An EC P-256 public key: a kind the registry refuses.
 pub const EC_P256_PEM: &str = include_str!("../testdata/ec-p256.pub.pem");
+/// `POST /name/jam-cafe01` as the real Jami daemon (Debian jami-daemon 20230206) sent it, captured on
+/// loopback: `addr` and `owner` without `0x`, `owner` the account's Ethereum address, the PEM in
+/// `publickey` ending in a NUL byte, an RSA-4096 key.
+pub const JAMI_DAEMON_POST: &str = include_str!("../testdata/jami-daemon-post.json");
 /// `printf alice | openssl dgst -sha512 -sign rsa-0.pem | base64 -w0`.
 pub const RSA_0_ALICE_OPENSSL: &str = include_str!("../testdata/rsa-0.alice.sig.b64");
 
