@@ -72,7 +72,8 @@ enum IdCommand {
 
 /// Runs `tutti id …`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let home = Home::from_env()?;
+    let (dir, parent) = crate::config_file::data_dir("identity")?;
+    let home = Home::new(dir, parent);
     match &args.command {
         IdCommand::New { name } => {
             let identity = Identity::generate(name)?;

@@ -3,6 +3,7 @@
 
 mod audio_args;
 mod client;
+mod config_file;
 mod directory;
 mod id;
 mod inspect;
