@@ -14,7 +14,7 @@ mod online;
 pub use error::Error;
 pub use interests::Interests;
 pub use limits::{Budget, Limits};
-pub use lobby::{Counts, Lobby, Notice};
+pub use lobby::{CallEnd, Counts, Lobby, Notice, CHALLENGE_TTL};
 pub use online::Online;
 
 mod config;
@@ -22,6 +22,7 @@ mod handlers;
 mod hub;
 pub mod page;
 mod redis_queue;
+pub mod registry_proxy;
 pub mod server;
 
 pub use config::{IceServer, LobbyConfig};
