@@ -45,6 +45,7 @@ async function prove(s, who) {
 
 const alice = await identity();
 const bob = await identity();
+console.log(`ids: ${alice.id} ${bob.id}`);
 const a = await connect(urlA);
 const b = await connect(urlB);
 
