@@ -91,7 +91,7 @@ let calling = null;   // our outgoing call: { id, name }
 let ringing = null;   // the incoming call shown: { id, name }
 let expected = null;  // in a call: the ID the partner must prove
 let inCall = false;   // matched through a call (its end does not search again)
-let identified = false; // the server checked our identity on this connection
+let identified = false; // the server checked our identity on this connection (only to call or be reachable)
 let ringSeq = 0;      // bumped when a ring ends, so that a late check of it is dropped
 
 function setStatus(text, warn) {
@@ -120,9 +120,13 @@ const line = new Line((state) => {
   ui.conn.className = 'badge ' + state;
 });
 
-line.on('connect', () => { if (searching || matched) find(); identify(); });
+line.on('connect', () => {
+  if (searching || matched) find();
+  if (ui.reachable.checked) setReachable(true);
+});
 line.on('disconnect', () => {
   identified = false;
+  document.body.dataset.identified = 'no';
   closePeer();
   if (matched) { matched = false; searching = !inCall; }
   endCall(null);
@@ -371,7 +375,8 @@ function endCall(how) {
 ui.callForm.addEventListener('submit', async (e) => {
   e.preventDefault();
   const text = ui.callTo.value.trim();
-  if (!text || calling || !identified) return;
+  if (!text || calling) return;
+  if (!(await identify())) { setStatus('Could not prove your identity to the server; try again.', true); return; }
   let id = Identity.parseId(text);
   let name = null;
   if (!id) {
@@ -451,21 +456,28 @@ line.on('call_ended', (d) => {
 });
 
 // ---- the identity panel ----------------------------------------------------------------------------
+// Proves the identity to the server (a fresh challenge, signed), only when it is needed: to call or to
+// be reachable. Until then the server does not learn it. Resolves to whether it is proven.
+let proving = null;
 function identify() {
-  if (!Identity.me || !line.connected || identified) return;
-  line.emit('challenge', undefined, async (r) => {
-    if (!r || !r.challenge || !Identity.me) return;
-    const proof = await Identity.proof(r.challenge);
-    line.emit('identify', proof, (a) => {
-      if (!a || !a.ok) { ui.idStatus.textContent = `The server refused the identity: ${a && a.message}`; return; }
-      identified = true;
-      document.body.dataset.identified = 'yes';
-      if (ui.reachable.checked) setReachable(true);
-    });
-  });
+  if (identified) return Promise.resolve(true);
+  if (!Identity.me || !line.connected) return Promise.resolve(false);
+  if (proving) return proving;
+  const ask = (name, data) => new Promise((resolve) => { if (!line.emit(name, data, resolve)) resolve(null); });
+  proving = (async () => {
+    const r = await ask('challenge');
+    if (!r || !r.challenge || !Identity.me) return false;
+    const a = await ask('identify', await Identity.proof(r.challenge));
+    if (!a || !a.ok) { ui.idStatus.textContent = `The server refused the identity: ${a && a.message}`; return false; }
+    identified = true;
+    document.body.dataset.identified = 'yes';
+    return true;
+  })().finally(() => { proving = null; });
+  return proving;
 }
-function setReachable(on) {
-  if (!identified) return; // sent once the identity is proven
+async function setReachable(on) {
+  if (on && !(await identify())) return;
+  if (!identified) return; // never proven: nothing to turn off
   line.emit('reachable', { on }, (r) => {
     const ok = r && r.ok;
     document.body.dataset.reachable = ok && on ? 'yes' : 'no';
@@ -500,7 +512,6 @@ async function startIdentity(configLoaded) {
   ui.callTo.placeholder = registryOn ? 'ID or name' : 'ID';
   try { await Identity.load(); } catch { ui.idStatus.textContent = 'This browser keeps no storage here: an identity cannot be kept.'; }
   showIdentity();
-  identify();
 }
 
 ui.idCreate.addEventListener('click', async () => {
@@ -513,7 +524,6 @@ ui.idCreate.addEventListener('click', async () => {
   }
   ui.idCreate.disabled = false;
   showIdentity();
-  identify();
 });
 ui.regForm.addEventListener('submit', async (e) => {
   e.preventDefault();
