@@ -270,26 +270,37 @@ mod tests {
         let _: () = query(node, redis::cmd("DEL").arg(format!("lobby:alive:{}", node.node))).await;
     }
 
-    fn partners_left(notices: &[Notice<Sid>]) -> Vec<Sid> {
-        let mut to: Vec<Sid> = notices
+    /// What a purge told whom (`partner_left`, `call_ended`), in a comparable order.
+    fn partners_left(notices: &[Notice<Sid>]) -> Vec<String> {
+        let mut told: Vec<String> = notices
             .iter()
             .map(|n| match n {
-                Notice::PartnerLeft { to } => *to,
+                Notice::PartnerLeft { .. } | Notice::CallEnded { .. } => format!("{n:?}"),
                 _ => panic!("a purge matched or rang someone: {n:?}"),
             })
             .collect();
-        to.sort_by_key(|s| s.to_string());
-        to
+        told.sort();
+        told
+    }
+
+    fn to(notice: &Notice<Sid>) -> Sid {
+        match notice {
+            Notice::Matched { to, .. }
+            | Notice::PartnerLeft { to }
+            | Notice::Ring { to, .. }
+            | Notice::CallEnded { to, .. } => *to,
+        }
     }
 
     fn interests(tags: &[&str]) -> Interests {
         Interests::parse(&tags.iter().map(|t| t.to_string()).collect::<Vec<_>>(), &Limits::default()).unwrap()
     }
 
-    /// The same pseudo-random sequence of find/next/stop/disconnect, from sockets on three processes,
-    /// and now and then a process that dies, runs on one [`Lobby`] and on Redis: every operation must
-    /// give the same notices in the same order, and a dead process's purge the same `partner_left`s as
-    /// its sockets' disconnects (less those to its own sockets).
+    /// The same pseudo-random sequence of find/next/stop/disconnect and of calls (reachable on/off,
+    /// call, accept/decline, cancel), from sockets on three processes sharing a few identities, and now
+    /// and then a process that dies, runs on one [`Lobby`] and on Redis: every operation must give the
+    /// same answer and notices in the same order, and a dead process's purge the same `partner_left`s
+    /// and `call_ended`s as its sockets' disconnects (less those to its own sockets).
     #[tokio::test]
     async fn lua_queue_decides_exactly_like_the_lobby() {
         let (_server, client) = start_redis();
@@ -309,6 +320,12 @@ mod tests {
             (seed % n as u64) as usize
         };
         let pool = ["a", "b", "c", "d"];
+        let identities = [
+            "1111111111111111111111111111111111111111",
+            "2222222222222222222222222222222222222222",
+            "3333333333333333333333333333333333333333",
+        ];
+        let (mut calls, mut answers) = (0, 0);
         let mut connected: Vec<Sid> = Vec::new();
         let mut home: HashMap<Sid, usize> = HashMap::new();
         let (mut deaths, mut purged_notices) = (0, 0);
@@ -317,11 +334,8 @@ mod tests {
             if rnd(150) == 0 {
                 let dead = rnd(nodes.len());
                 let victims: Vec<Sid> = connected.iter().copied().filter(|id| home[id] == dead).collect();
-                let rust: Vec<Notice<Sid>> = victims
-                    .iter()
-                    .flat_map(|id| lobby.disconnect(*id))
-                    .filter(|n| !matches!(n, Notice::PartnerLeft { to } if victims.contains(to)))
-                    .collect();
+                let rust: Vec<Notice<Sid>> =
+                    victims.iter().flat_map(|id| lobby.disconnect(*id)).filter(|n| !victims.contains(&to(n))).collect();
                 connected.retain(|id| home[id] != dead);
                 expire(&nodes[dead]).await;
                 let gone = std::mem::replace(&mut nodes[dead], RedisQueue::connect(&client, FOREVER).await.unwrap());
@@ -341,10 +355,11 @@ mod tests {
                 purged_notices += rust.len();
                 continue;
             }
-            let op = rnd(10);
+            let op = rnd(15);
             if op < 2 || connected.len() < 2 {
                 let id = Sid::new();
                 lobby.connect(id, now);
+                lobby.identify(id, identities[rnd(identities.len())].to_string(), serde_json::Value::Null).unwrap();
                 connected.push(id);
                 home.insert(id, rnd(nodes.len()));
                 continue;
@@ -361,6 +376,26 @@ mod tests {
                 }
                 5 | 6 => (lobby.next(id, now).map_err(|e| e.code()), notices(queue.next(id, &config).await)),
                 7 => (lobby.stop(id).map_err(|e| e.code()), notices(queue.stop(id).await)),
+                10 => {
+                    let on = rnd(3) > 0;
+                    lobby.set_reachable(id, on).unwrap();
+                    let identity = lobby.identity(id).unwrap().to_string();
+                    (Ok(Vec::new()), notices(queue.reach(id, &identity, on).await))
+                }
+                11 | 12 => {
+                    let callee = identities[rnd(identities.len())];
+                    let rust = lobby.call(id, callee, now).map_err(|e| e.code());
+                    let lua = queue.call(id, callee, &config).await;
+                    calls += usize::from(rust.is_ok());
+                    (rust, notices(lua))
+                }
+                13 => {
+                    let accept = rnd(2) == 0;
+                    let rust = lobby.answer(id, accept).map_err(|e| e.code());
+                    answers += usize::from(rust.is_ok());
+                    (rust, notices(queue.answer(id, accept).await))
+                }
+                14 => (lobby.cancel_call(id).map_err(|e| e.code()), notices(queue.cancel(id).await)),
                 _ => {
                     connected.retain(|c| *c != id);
                     (Ok(lobby.disconnect(id)), notices(queue.disconnect(id).await))
@@ -369,6 +404,7 @@ mod tests {
             assert_eq!(rust, lua, "step {step}: op {op} on {id}");
         }
         assert!(lobby.counts().pairs > 0, "the walk made pairs");
+        assert!(calls > 20 && answers > 5, "the walk rang ({calls}) and answered ({answers})");
         assert!(
             deaths >= 5 && purged_notices > 0,
             "processes died ({deaths}) and partners were told ({purged_notices})"
