@@ -116,3 +116,13 @@ fn without_a_registry_the_page_is_told_and_nothing_is_forwarded() {
     assert_eq!(body(&lobby.get("/config.json"))["registry"], json!(false));
     assert_eq!(http_request(lobby.addr, "GET", "/registry/name/alice", "", b"").0, 404);
 }
+
+#[test]
+fn a_registry_url_that_is_not_plain_http_is_refused_at_start() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(["lobby", "--listen", "127.0.0.1:0", "--registry", "https://names.example.org"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("--registry") && stderr.contains("http://"), "{stderr}");
+}
