@@ -43,7 +43,7 @@ pub(crate) struct Proof {
     pub(crate) signature: String,
 }
 
-/// What the context prefix of a reachability proof is.
+/// The context prefix of a reachability proof (docs/identity.md): no name can pass for it.
 pub(crate) const REACH_CONTEXT: &str = "tutti-lobby-reach-v1:";
 
 /// What a job did: fields for the ack besides `ok`, and (scaled out) timers it set.

@@ -2,8 +2,12 @@
 //! WebRTC signaling, text and typing between the two partners of a pair, and keeps everything in RAM,
 //! forgetting a socket at disconnect. The protocol is Socket.IO v5 (docs/lobby-protocol.md).
 //!
-//! Sans-IO core: [`Lobby`] (matching, pairs, limits) is synchronous and pure; [`server`] is the thin
-//! axum + socketioxide shell around it, and [`page`] the embedded web page.
+//! Optional identities: a socket may prove an Ed25519 key (a signed fresh challenge), make its ID
+//! reachable while connected, and call or be called by ID; an accepted call pairs like a match.
+//!
+//! Sans-IO core: [`Lobby`] (matching, pairs, calls, limits) is synchronous and pure; [`server`] is the
+//! thin axum + socketioxide shell around it, [`page`] the embedded web page, and [`registry_proxy`]
+//! forwards the page's name look-ups to the operator's registry.
 
 mod error;
 mod interests;
