@@ -5,7 +5,7 @@
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 use tutti_lobby::{IceServer, Limits, LobbyConfig, LobbyServer};
 
@@ -74,16 +74,11 @@ struct FileLobby {
     strikes: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct File {
-    lobby: Option<FileLobby>,
-}
-
 impl Args {
     /// Merges the flags over the configuration file over the defaults, and checks every value.
     pub fn settings(&self) -> anyhow::Result<LobbyConfig> {
         let file = match &self.config {
-            Some(path) => read_file(path)?,
+            Some(path) => crate::config_file::table(path, "lobby")?,
             None => FileLobby::default(),
         };
         let listen = self.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
@@ -137,14 +132,6 @@ impl Args {
         config.limits = limits;
         Ok(config)
     }
-}
-
-fn read_file(path: &Path) -> anyhow::Result<FileLobby> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-    let file: File =
-        toml::from_str(&text).with_context(|| format!("{} is not a valid tutti configuration", path.display()))?;
-    Ok(file.lobby.unwrap_or_default())
 }
 
 /// Runs the lobby until SIGINT or SIGTERM.

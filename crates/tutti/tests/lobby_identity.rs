@@ -1,6 +1,7 @@
 //! The lobby page's optional identities in a real browser (Debian's Chromium driven by npm
 //! `playwright-core`, see `lobby_support/js/identity.mjs`), with a real `tutti registry` behind
-//! `tutti lobby --registry`: create → register → export (the archive decrypts to the key) → two pages
+//! `tutti lobby --registry`: create → register → export (the archive decrypts to the key, and `tutti id
+//! import` takes it) → two pages
 //! matched show each other verified with their names; a signaling man-in-the-middle that alters the
 //! DTLS fingerprint (a test-only hook in the page's WebSocket) is shown as a warning, never "verified";
 //! calls by name declined and accepted, and to an ID that is not reachable; a reload keeps the identity
@@ -36,6 +37,26 @@ fn registered_partners_see_each_other_verified_with_names() {
     let registry = Registry::start();
     let lobby = Lobby::start(&["--registry", &registry.url()]);
     scenario("verified", &lobby);
+    // the archive the page exported opens with the CLI: `tutti id import` brings the same ID
+    let archive = artifacts().join("archive.json");
+    let header: serde_json::Value = serde_json::from_slice(&std::fs::read(&archive).unwrap()).unwrap();
+    let home = std::env::temp_dir().join(format!("tutti-lobby-identity-import-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    let import = |password: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tutti"))
+            .args(["id", "import", archive.to_str().unwrap()])
+            .env("TUTTI_HOME", &home)
+            .env("TUTTI_PASSWORD", password)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    assert!(!import("wrong password").status.success());
+    let imported = import("correct horse battery");
+    let stdout = String::from_utf8_lossy(&imported.stdout);
+    assert!(imported.status.success(), "{stdout}{}", String::from_utf8_lossy(&imported.stderr));
+    assert!(stdout.contains(header["id"].as_str().unwrap()), "{stdout}");
+    std::fs::remove_dir_all(&home).unwrap();
 }
 
 #[test]
