@@ -2,11 +2,12 @@
 //! the name registry the operator configured, so that the page talks to its own origin only and the
 //! registry never learns a user's address. Forwards the method, the path and a JSON body, nothing else
 //! (no cookie, user agent, forwarded-for or client address); passes back the registry's status and
-//! JSON body. Must not log the path (it holds names and IDs).
+//! JSON body. Must not log the path (it holds names and IDs). Registrations are limited per user
+//! address here, as the registry would (it sees only the lobby's address), in memory only.
 
 use crate::Error;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,8 +16,10 @@ use axum::Router;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tutti_registry::limit::RegistrationLimit;
 
 /// The largest body forwarded either way.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -53,13 +56,20 @@ impl RegistryTarget {
     }
 }
 
-/// The routes, forwarding to `target`.
-pub fn routes(target: RegistryTarget) -> Router {
-    let target = Arc::new(target);
+/// The forwarding's state: where to, and the per-address registration limit.
+struct Proxy {
+    target: RegistryTarget,
+    limit: Mutex<RegistrationLimit>,
+}
+
+/// The routes, forwarding to `target`, with at most `registrations_per_minute` registrations a minute
+/// from one user address (IPv6: one /64); 0 for no limit.
+pub fn routes(target: RegistryTarget, registrations_per_minute: u32) -> Router {
+    let proxy = Arc::new(Proxy { target, limit: Mutex::new(RegistrationLimit::new(registrations_per_minute)) });
     Router::new()
         .route("/registry/name/{*rest}", any(forward))
         .route("/registry/addr/{*rest}", any(forward))
-        .with_state(target)
+        .with_state(proxy)
 }
 
 fn answer(status: StatusCode, body: impl Into<Body>) -> Response {
@@ -70,10 +80,20 @@ fn refusal(status: StatusCode, text: &str) -> Response {
     answer(status, json!({ "error": text }).to_string())
 }
 
-async fn forward(State(target): State<Arc<RegistryTarget>>, request: Request) -> Response {
+async fn forward(
+    State(proxy): State<Arc<Proxy>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
     let method = request.method().clone();
     if method != Method::GET && method != Method::POST {
         return refusal(StatusCode::METHOD_NOT_ALLOWED, "only GET and POST are forwarded to the registry");
+    }
+    if method == Method::POST {
+        let allowed = proxy.limit.lock().map(|mut limit| limit.allow(Instant::now(), peer.ip())).unwrap_or(false);
+        if !allowed {
+            return refusal(StatusCode::TOO_MANY_REQUESTS, "too many registrations from this address; wait a minute");
+        }
     }
     let path = request.uri().path().strip_prefix("/registry").unwrap_or("").to_string();
     // one segment of name or address, maybe a field after it: no dot segments, no encoded slashes
@@ -84,7 +104,7 @@ async fn forward(State(target): State<Arc<RegistryTarget>>, request: Request) ->
         Ok(body) => body.to_bytes(),
         Err(_) => return refusal(StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than 16 KiB"),
     };
-    match tokio::time::timeout(TIMEOUT, send(&target, method, &path, body)).await {
+    match tokio::time::timeout(TIMEOUT, send(&proxy.target, method, &path, body)).await {
         Ok(Ok(response)) => response,
         Ok(Err(_)) | Err(_) => refusal(StatusCode::BAD_GATEWAY, "the name registry is not reachable"),
     }

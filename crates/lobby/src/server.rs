@@ -117,7 +117,10 @@ async fn run<A: Adapter>(
     let counts_hub = hub.clone();
     let mut app = Router::new().merge(page::routes(&hub.config));
     if let Some(url) = &hub.config.registry {
-        app = app.merge(registry_proxy::routes(RegistryTarget::parse(url)?));
+        app = app.merge(registry_proxy::routes(
+            RegistryTarget::parse(url)?,
+            tutti_registry::DEFAULT_REGISTRATIONS_PER_MINUTE,
+        ));
     }
     let app = app
         .route("/stats", get(move || std::future::ready(axum::Json(stats(&counts_hub)))))
@@ -127,6 +130,7 @@ async fn run<A: Adapter>(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(Error::Serve);
     timers.abort();
     if let Pairing::Redis { queue, .. } = &hub.pairing {
@@ -159,7 +163,16 @@ async fn keep_needed_headers(mut request: Request) -> Request {
     *request.headers_mut() = kept;
     // the same for extensions: one of hyper's also points into that buffer; only the upgrade is needed
     let upgrade = request.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
+    // the client's address only for a registry request (its per-address limit); a socket never keeps it
+    let peer = if request.uri().path().starts_with("/registry/") {
+        request.extensions_mut().remove::<axum::extract::ConnectInfo<SocketAddr>>()
+    } else {
+        None
+    };
     *request.extensions_mut() = Default::default();
+    if let Some(peer) = peer {
+        request.extensions_mut().insert(peer);
+    }
     if let Some(upgrade) = upgrade {
         request.extensions_mut().insert(upgrade);
     }

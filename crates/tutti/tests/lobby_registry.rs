@@ -2,7 +2,8 @@
 //! `tutti registry`: registration and look-ups pass through with the registry's status and JSON body;
 //! other paths, methods and oversized bodies are refused; nothing about the user is passed on (checked
 //! with a fake registry that records the raw request); a registry that is down gives 502 with JSON; and
-//! `/config.json` says whether names are available.
+//! `/config.json` says whether names are available; registrations are limited per user address by the
+//! lobby itself (the registry sees only the lobby).
 
 mod lobby_support;
 
@@ -125,4 +126,19 @@ fn a_registry_url_that_is_not_plain_http_is_refused_at_start() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("--registry") && stderr.contains("http://"), "{stderr}");
+}
+
+#[test]
+fn registrations_through_the_lobby_are_limited_per_user_address() {
+    // the registry sees only the lobby's address, so the lobby limits each user's address itself
+    let registry = Registry::start();
+    let lobby = Lobby::start(&["--registry", &registry.url()]);
+    let json = "Content-Type: application/json\r\n";
+    for i in 0..10 {
+        let (status, _, _) = http_request(lobby.addr, "POST", "/registry/name/alice", json, br#"{"addr":"0x00"}"#);
+        assert_eq!(status, 400, "registration {i} reaches the registry (and is refused there as malformed)");
+    }
+    let (status, _, answer) = http_request(lobby.addr, "POST", "/registry/name/alice", json, br#"{"addr":"0x00"}"#);
+    assert_eq!((status, body(&answer)["error"].is_string()), (429, true), "the 11th in a minute");
+    assert_eq!(http_request(lobby.addr, "GET", "/registry/name/alice", "", b"").0, 404, "look-ups are not limited");
 }
