@@ -104,8 +104,6 @@ fn scenario_in_namespace() {
         "--data-dir",
         data_dir.to_str().unwrap(),
         "--log-requests",
-        "--registrations-per-minute",
-        "0",
     ]);
     let listening = registry
         .wait_for_http_addr("tutti registry: listening on http://", Duration::from_secs(10))
