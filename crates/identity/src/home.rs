@@ -1,6 +1,6 @@
 //! Where the identity lives on the device: `identity.json` (mode 0600) in the identity directory
-//! (mode 0700): `$TUTTI_HOME/identity`, else `$XDG_DATA_HOME/tutti/identity`, else
-//! `~/.local/share/tutti/identity`. Written atomically (temporary file, fsync, rename, fsync of the
+//! (mode 0700; the CLI puts it in `$TUTTI_HOME/identity`, else `$XDG_DATA_HOME/tutti/identity`, else
+//! `~/.local/share/tutti/identity`). Written atomically (temporary file, fsync, rename, fsync of the
 //! directory); [`Home::delete`] removes every file and directory this code writes.
 
 use crate::identity::Identity;
@@ -18,9 +18,6 @@ const TEMPORARY: &str = "identity.json.tmp";
 /// Why the identity could not be read, written or deleted.
 #[derive(Debug, thiserror::Error)]
 pub enum HomeError {
-    /// No directory to keep it in.
-    #[error("no HOME, XDG_DATA_HOME or TUTTI_HOME to keep the identity in")]
-    NoHome,
     /// There is already one.
     #[error("an identity already exists (ID {0}): export it if you want to keep it, then `tutti id delete`")]
     Exists(String),
@@ -54,16 +51,10 @@ pub struct Home {
 }
 
 impl Home {
-    /// From the environment: `$TUTTI_HOME/identity`, else `$XDG_DATA_HOME/tutti/identity`, else
-    /// `$HOME/.local/share/tutti/identity`.
-    pub fn from_env() -> Result<Home, HomeError> {
-        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-        if let Some(home) = var("TUTTI_HOME") {
-            return Ok(Home { dir: home.join("identity"), owned_parents: Vec::new() });
-        }
-        let data =
-            var("XDG_DATA_HOME").or_else(|| var("HOME").map(|h| h.join(".local/share"))).ok_or(HomeError::NoHome)?;
-        Ok(Home { dir: data.join("tutti").join("identity"), owned_parents: vec![data.join("tutti")] })
+    /// The identity directory `dir`; `owned_parent` is a directory above it that this code creates if
+    /// missing and removes again on delete when it is empty (the `tutti` data directory).
+    pub fn new(dir: PathBuf, owned_parent: Option<PathBuf>) -> Home {
+        Home { dir, owned_parents: owned_parent.into_iter().collect() }
     }
 
     /// A given directory (for tests and `--home`-style use).

@@ -39,6 +39,11 @@ pub struct LobbyConfig {
     /// Scaled out: how long this process's heartbeat outlives it. A process that dies without shutting
     /// down is noticed by the others after this long, and its sockets are purged from Redis.
     pub redis_ttl: Duration,
+    /// The name registry (`http://host:port`) that `/registry/name/…` and `/registry/addr/…` are
+    /// forwarded to; none: the page hides the name features.
+    pub registry: Option<String>,
+    /// How long a call rings before it times out.
+    pub ring_timeout: Duration,
 }
 
 impl LobbyConfig {
@@ -52,6 +57,8 @@ impl LobbyConfig {
             no_partner_notice_after: Duration::from_secs(15),
             redis: None,
             redis_ttl: Duration::from_secs(5),
+            registry: None,
+            ring_timeout: Duration::from_secs(30),
         }
     }
 

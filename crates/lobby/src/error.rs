@@ -27,6 +27,24 @@ pub enum Error {
     /// `find` while already matched (use `next`).
     #[error("already matched: send `next` to change partner")]
     AlreadyMatched,
+    /// `reachable` or `call` before proving an identity (`identify`).
+    #[error("prove an identity first (challenge, then identify)")]
+    NotIdentified,
+    /// `identify` with a wrong, expired or reused challenge, a key that is not Ed25519, or a bad signature.
+    #[error("the identity proof does not verify: {0}")]
+    BadProof(&'static str),
+    /// `call` to an ID that nobody made reachable (or that is gone).
+    #[error("nobody is reachable under this ID")]
+    Unreachable,
+    /// `call` to someone who is in a conversation or another call.
+    #[error("busy: in a conversation or another call")]
+    Busy,
+    /// `call` while the caller's own call is still ringing.
+    #[error("a call is already ringing: cancel it first")]
+    CallPending,
+    /// `call_answer` or `call_cancel` without such a pending call.
+    #[error("there is no such pending call")]
+    NoCall,
     /// An event from a socket the lobby does not know (it already left).
     #[error("this socket is not in the lobby")]
     UnknownSocket,
@@ -56,6 +74,12 @@ impl Error {
             Error::NoPartner => "no_partner",
             Error::AlreadyMatched => "already_matched",
             Error::UnknownSocket => "unknown_socket",
+            Error::NotIdentified => "not_identified",
+            Error::BadProof(_) => "bad_proof",
+            Error::Unreachable => "unreachable",
+            Error::Busy => "busy",
+            Error::CallPending => "call_pending",
+            Error::NoCall => "no_call",
             Error::Bind { .. } | Error::Serve(_) | Error::Redis(_) | Error::Config(_) => "server_error",
         }
     }
@@ -63,6 +87,9 @@ impl Error {
     /// Whether this refusal, found by the shell, counts as a strike towards an abuse disconnect
     /// (rate refusals are counted by [`Lobby::admit`](crate::Lobby::admit) itself).
     pub fn is_strike(&self) -> bool {
-        matches!(self, Error::BadPayload { .. } | Error::TooLarge { .. } | Error::InvalidInterests { .. })
+        matches!(
+            self,
+            Error::BadPayload { .. } | Error::TooLarge { .. } | Error::InvalidInterests { .. } | Error::BadProof(_)
+        )
     }
 }

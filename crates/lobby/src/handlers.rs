@@ -9,7 +9,7 @@
 //! Handlers are registered by a connect middleware, which runs before the client learns it is
 //! connected, so that no early event is lost.
 
-use crate::hub::{Hub, Job, Pairing, Queued};
+use crate::hub::{Done, Hub, Job, Pairing, Proof, Queued};
 use crate::{Error, Interests, Limits};
 use serde_json::{json, Value};
 use socketioxide::adapter::Adapter;
@@ -19,7 +19,7 @@ use socketioxide::socket::Socket;
 use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 type Shared<A> = State<Arc<Hub<A>>>;
@@ -34,6 +34,12 @@ pub(crate) async fn register<A: Adapter>(s: SocketRef<A>, State(hub): Shared<A>)
     s.on("signal", done::<Signal>);
     s.on("message", done::<Message>);
     s.on("typing", done::<Typing>);
+    s.on("challenge", done::<Challenge>);
+    s.on("identify", done::<Identify>);
+    s.on("reachable", done::<Reachable>);
+    s.on("call", done::<Call>);
+    s.on("call_answer", done::<CallAnswer>);
+    s.on("call_cancel", done::<CallCancel>);
     s.on_disconnect(on_disconnect::<A>);
     if let Pairing::Redis { workers, .. } = &hub.pairing {
         // its own room, so that other processes can reach it through the adapter
@@ -83,6 +89,12 @@ struct Stop;
 struct Signal;
 struct Message;
 struct Typing;
+struct Challenge;
+struct Identify;
+struct Reachable;
+struct Call;
+struct CallAnswer;
+struct CallCancel;
 
 fn bad(event: &'static str, reason: &str) -> Error {
     Error::BadPayload { event, reason: reason.to_string() }
@@ -159,15 +171,87 @@ impl Event for Typing {
     }
 }
 
+impl Event for Challenge {
+    fn job(_: Option<Value>, _: &Limits) -> Result<Job, Error> {
+        Ok(Job::Challenge)
+    }
+}
+
+/// The longest field of an identity proof: a PEM Ed25519 key is 150 bytes of base64, a signature 88.
+const MAX_PROOF_FIELD: usize = 1024;
+
+impl Event for Identify {
+    /// `{publickey, challenge, signature}`: strings.
+    fn job(data: Option<Value>, _: &Limits) -> Result<Job, Error> {
+        let Some(Value::Object(map)) = data else {
+            return Err(bad("identify", "expected {publickey, challenge, signature}"));
+        };
+        let field = |name: &str| match map.get(name) {
+            Some(Value::String(s)) if s.len() <= MAX_PROOF_FIELD => Ok(s.clone()),
+            Some(Value::String(_)) => Err(bad("identify", "a field is too long")),
+            _ => Err(bad("identify", "expected {publickey, challenge, signature} strings")),
+        };
+        Ok(Job::Identify(Proof {
+            publickey: field("publickey")?,
+            challenge: field("challenge")?,
+            signature: field("signature")?,
+        }))
+    }
+}
+
+impl Event for Reachable {
+    /// `{on: bool}`.
+    fn job(data: Option<Value>, _: &Limits) -> Result<Job, Error> {
+        match &data {
+            Some(Value::Object(map)) => map.get("on").and_then(Value::as_bool).map(Job::Reachable),
+            _ => None,
+        }
+        .ok_or_else(|| bad("reachable", "expected {on: bool}"))
+    }
+}
+
+impl Event for Call {
+    /// `{to: ID}`: 40 hex digits, with or without `0x`.
+    fn job(data: Option<Value>, _: &Limits) -> Result<Job, Error> {
+        let to = match &data {
+            Some(Value::Object(map)) => map.get("to").and_then(Value::as_str),
+            _ => None,
+        }
+        .ok_or_else(|| bad("call", "expected {to: ID}"))?;
+        let addr = tutti_registry::Addr::parse(to).map_err(|_| bad("call", "`to` is not an ID (40 hex digits)"))?;
+        Ok(Job::Call(addr.hex()))
+    }
+}
+
+impl Event for CallAnswer {
+    /// `{accept: bool}`.
+    fn job(data: Option<Value>, _: &Limits) -> Result<Job, Error> {
+        match &data {
+            Some(Value::Object(map)) => map.get("accept").and_then(Value::as_bool).map(Job::Answer),
+            _ => None,
+        }
+        .ok_or_else(|| bad("call_answer", "expected {accept: bool}"))
+    }
+}
+
+impl Event for CallCancel {
+    fn job(_: Option<Value>, _: &Limits) -> Result<Job, Error> {
+        Ok(Job::Cancel)
+    }
+}
+
 /// Scaled out: runs one socket's jobs in order against Redis, and its random fallback when its wait
 /// runs out (a timer here rather than every process scanning the shared queue).
 async fn redis_worker<A: Adapter>(s: SocketRef<A>, hub: Arc<Hub<A>>, mut jobs: mpsc::UnboundedReceiver<Queued<A>>) {
     let Pairing::Redis { queue, .. } = &hub.pairing else { return };
-    // when the fallback may be due (if the socket still waits then; trying again is harmless)
+    // when the fallback may be due (if the socket still waits then; trying again is harmless), and
+    // when its call's ring times out (if it still rings then)
     let mut fallback: Option<tokio::time::Instant> = None;
+    let mut ring: Option<tokio::time::Instant> = None;
+    let after = |d: Duration| tokio::time::Instant::now() + d;
     loop {
-        let due = async {
-            match fallback {
+        let due = |at: Option<tokio::time::Instant>| async move {
+            match at {
                 Some(at) => tokio::time::sleep_until(at).await,
                 None => std::future::pending().await,
             }
@@ -176,13 +260,17 @@ async fn redis_worker<A: Adapter>(s: SocketRef<A>, hub: Arc<Hub<A>>, mut jobs: m
             job = jobs.recv() => {
                 let Some((job, ack)) = job else { break };
                 let outcome = hub.run_redis(queue, s.id, job).await;
-                if let Ok(Some(after)) = outcome {
-                    fallback = Some(tokio::time::Instant::now() + after);
+                if let Ok(done) = &outcome {
+                    fallback = done.fallback_in.map(after).or(fallback);
+                    ring = done.ring_in.map(after).or(ring);
                 }
-                answer(&s, &hub, ack, outcome.map(drop));
+                answer(&s, &hub, ack, outcome);
             }
-            () = due => {
-                fallback = hub.fallback_redis(queue, s.id).await.map(|after| tokio::time::Instant::now() + after);
+            () = due(fallback) => {
+                fallback = hub.fallback_redis(queue, s.id).await.map(after);
+            }
+            () = due(ring) => {
+                ring = hub.ring_timeout_redis(queue, s.id).await.map(after);
             }
         }
     }
@@ -201,10 +289,17 @@ async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(hub): Shared<A>) {
 }
 
 /// Acks the outcome; a strike-worthy refusal counts towards the abuse limit, which disconnects.
-fn answer<A: Adapter>(s: &SocketRef<A>, hub: &Hub<A>, ack: AckSender<A>, outcome: Result<(), Error>) {
-    let Err(error) = outcome else {
-        let _ = ack.send(&json!({ "ok": true }));
-        return;
+fn answer<A: Adapter>(s: &SocketRef<A>, hub: &Hub<A>, ack: AckSender<A>, outcome: Result<Done, Error>) {
+    let error = match outcome {
+        Ok(done) => {
+            let mut reply = json!({ "ok": true });
+            if let (Value::Object(reply), Some(Value::Object(more))) = (&mut reply, done.reply) {
+                reply.extend(more);
+            }
+            let _ = ack.send(&reply);
+            return;
+        }
+        Err(error) => error,
     };
     let abusive = matches!(error, Error::Abusive) || (error.is_strike() && hub.strike(s.id).is_err());
     let error = if abusive { Error::Abusive } else { error };

@@ -4,6 +4,7 @@
 
 use crate::redis_queue::RedisQueue;
 use crate::{Error, Interests, Lobby, LobbyConfig, Notice, Online};
+use base64::Engine;
 use serde::Serialize;
 use serde_json::{json, Value};
 use socketioxide::adapter::Adapter;
@@ -24,6 +25,35 @@ pub(crate) enum Job {
     Signal(Value),
     Message(String),
     Typing(bool),
+    Challenge,
+    Identify(Proof),
+    Reachable(bool),
+    /// The callee's ID, 40 lowercase hex digits.
+    Call(String),
+    Answer(bool),
+    Cancel,
+}
+
+/// A socket's proof of its identity key: the key (base64 of its PEM), the challenge it was given and
+/// its signature over `tutti-lobby-reach-v1:` + challenge.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Proof {
+    pub(crate) publickey: String,
+    pub(crate) challenge: String,
+    pub(crate) signature: String,
+}
+
+/// The context prefix of a reachability proof (docs/identity.md): no name can pass for it.
+pub(crate) const REACH_CONTEXT: &str = "tutti-lobby-reach-v1:";
+
+/// What a job did: fields for the ack besides `ok`, and (scaled out) timers it set.
+#[derive(Debug, Default)]
+pub(crate) struct Done {
+    pub(crate) reply: Option<Value>,
+    /// The socket waits with interests: its random fallback is due after this long.
+    pub(crate) fallback_in: Option<Duration>,
+    /// The socket's call rings: it times out after this long.
+    pub(crate) ring_in: Option<Duration>,
 }
 
 /// A job and where its outcome goes.
@@ -51,7 +81,7 @@ pub(crate) struct Hub<A: Adapter> {
 
 impl<A: Adapter> Hub<A> {
     pub(crate) fn new(config: LobbyConfig, pairing: Pairing<A>) -> Self {
-        let lobby = Lobby::new(config.limits.clone(), config.fallback_wait);
+        let lobby = Lobby::new(config.limits.clone(), config.fallback_wait).with_ring_timeout(config.ring_timeout);
         Hub {
             config,
             lobby: Mutex::new(lobby),
@@ -86,7 +116,7 @@ impl<A: Adapter> Hub<A> {
 
     /// Carries out a job with the pairs in this process: synchronous, so a socket's events keep
     /// their order.
-    pub(crate) fn run_local(&self, id: Sid, job: Job) -> Result<(), Error> {
+    pub(crate) fn run_local(&self, id: Sid, job: Job) -> Result<Done, Error> {
         let now = Instant::now();
         let notices = match job {
             Job::Find(interests) => self.lobby().find(id, interests, now)?,
@@ -95,36 +125,106 @@ impl<A: Adapter> Hub<A> {
             Job::Signal(data) => return self.relay_local(id, "signal", &json!({ "data": data })),
             Job::Message(text) => return self.relay_local(id, "message", &json!({ "text": text })),
             Job::Typing(on) => return self.relay_local(id, "typing", &json!({ "on": on })),
+            Job::Challenge => return self.challenge(id),
+            Job::Identify(proof) => return self.identify(id, proof).map(|(done, _)| done),
+            Job::Reachable(on) => {
+                self.lobby().set_reachable(id, on)?;
+                return Ok(Done::default());
+            }
+            Job::Call(to) => self.lobby().call(id, &to, now)?,
+            Job::Answer(accept) => self.lobby().answer(id, accept)?,
+            Job::Cancel => self.lobby().cancel_call(id)?,
         };
-        for (to, event, data) in notices.into_iter().map(notice_event) {
+        for notice in notices {
+            let (to, event, data) = self.notice_event(notice);
             self.emit_local(to, event, &data);
         }
-        Ok(())
+        Ok(Done::default())
     }
 
-    fn relay_local(&self, from: Sid, event: &'static str, data: &Value) -> Result<(), Error> {
+    /// `challenge`: a fresh random challenge (32 bytes, base64url), kept for this socket only.
+    fn challenge(&self, id: Sid) -> Result<Done, Error> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| Error::Config(format!("no randomness: {e}")))?;
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        self.lobby().set_challenge(id, challenge.clone(), Instant::now())?;
+        Ok(Done { reply: Some(json!({ "challenge": challenge })), ..Done::default() })
+    }
+
+    /// `identify`: checks the proof (the socket's fresh challenge, once; an Ed25519 key; the signature)
+    /// and keeps the ID it proves. Also says whether the socket had another identity before.
+    fn identify(&self, id: Sid, proof: Proof) -> Result<(Done, bool), Error> {
+        let challenge = self
+            .lobby()
+            .take_challenge(id, Instant::now())
+            .ok_or(Error::BadProof("no fresh challenge for this socket: ask for one (they last 60 s, once)"))?;
+        if challenge != proof.challenge {
+            return Err(Error::BadProof("not the challenge this socket was given last"));
+        }
+        let key = tutti_registry::PublicKey::from_base64_pem(&proof.publickey)
+            .map_err(|_| Error::BadProof("publickey is not base64 of a PEM public key"))?;
+        if key.kind() != tutti_registry::KeyKind::Ed25519 {
+            return Err(Error::BadProof("the key is not an Ed25519 key"));
+        }
+        let message = format!("{REACH_CONTEXT}{challenge}");
+        key.verify_base64(message.as_bytes(), &proof.signature)
+            .map_err(|_| Error::BadProof("the signature does not verify"))?;
+        let identity = key.addr().hex();
+        let mut lobby = self.lobby();
+        let had = lobby.identity(id).is_some();
+        lobby.identify(id, identity.clone(), serde_json::to_value(&proof).unwrap_or(Value::Null))?;
+        Ok((Done { reply: Some(json!({ "id": identity })), ..Done::default() }, had))
+    }
+
+    fn relay_local(&self, from: Sid, event: &'static str, data: &Value) -> Result<Done, Error> {
         let partner = self.lobby().partner(from).ok_or(Error::NoPartner)?;
         self.emit_local(partner, event, data);
-        Ok(())
+        Ok(Done::default())
     }
 
     /// Carries out a job with the pairs in Redis; says when the socket's random fallback is due if the
-    /// job left it waiting with interests.
-    pub(crate) async fn run_redis(&self, queue: &RedisQueue, id: Sid, job: Job) -> Result<Option<Duration>, Error> {
+    /// job left it waiting with interests, and when its call times out if it rings.
+    pub(crate) async fn run_redis(&self, queue: &RedisQueue, id: Sid, job: Job) -> Result<Done, Error> {
         let outcome = match job {
             Job::Find(interests) => queue.find(id, &interests, &self.config).await?,
             Job::Next => queue.next(id, &self.config).await?,
             Job::Stop => queue.stop(id).await?,
-            Job::Signal(data) => {
-                return self.relay_redis(queue, id, "signal", &json!({ "data": data })).await.map(|()| None)
+            Job::Signal(data) => return self.relay_redis(queue, id, "signal", &json!({ "data": data })).await,
+            Job::Message(text) => return self.relay_redis(queue, id, "message", &json!({ "text": text })).await,
+            Job::Typing(on) => return self.relay_redis(queue, id, "typing", &json!({ "on": on })).await,
+            Job::Challenge => return self.challenge(id),
+            Job::Identify(proof) => {
+                let (done, had) = self.identify(id, proof)?;
+                if had {
+                    // the earlier identity is no longer reachable through this socket
+                    queue.reach(id, "", false).await?;
+                }
+                return Ok(done);
             }
-            Job::Message(text) => {
-                return self.relay_redis(queue, id, "message", &json!({ "text": text })).await.map(|()| None)
+            Job::Reachable(on) => {
+                let identity = self.lobby().identity(id).ok_or(Error::NotIdentified)?.to_string();
+                queue.reach(id, &identity, on).await?;
+                return Ok(Done::default());
             }
-            Job::Typing(on) => return self.relay_redis(queue, id, "typing", &json!({ "on": on })).await.map(|()| None),
+            Job::Call(to) => {
+                if self.lobby().identity(id).is_none() {
+                    return Err(Error::NotIdentified);
+                }
+                queue.call(id, &to, &self.config).await?
+            }
+            Job::Answer(accept) => queue.answer(id, accept).await?,
+            Job::Cancel => queue.cancel(id).await?,
         };
         self.deliver(outcome.notices).await;
-        Ok(outcome.fallback_in)
+        Ok(Done { reply: None, fallback_in: outcome.fallback_in, ring_in: outcome.ring_in })
+    }
+
+    /// Scaled out: the socket's call rang long enough; it ends unless answered. Says when to try again
+    /// (only if it was too early).
+    pub(crate) async fn ring_timeout_redis(&self, queue: &RedisQueue, id: Sid) -> Option<Duration> {
+        let outcome = queue.ring_timeout(id).await.ok()?;
+        self.deliver(outcome.notices).await;
+        outcome.ring_in
     }
 
     /// Scaled out: the socket's wait ran out; tries a random partner once. Says when to try again
@@ -135,10 +235,16 @@ impl<A: Adapter> Hub<A> {
         outcome.fallback_in
     }
 
-    async fn relay_redis(&self, queue: &RedisQueue, from: Sid, event: &'static str, data: &Value) -> Result<(), Error> {
+    async fn relay_redis(
+        &self,
+        queue: &RedisQueue,
+        from: Sid,
+        event: &'static str,
+        data: &Value,
+    ) -> Result<Done, Error> {
         let partner = queue.partner(from).await?.ok_or(Error::NoPartner)?;
         self.emit_anywhere(partner, event, data).await;
-        Ok(())
+        Ok(Done::default())
     }
 
     /// Emits to a socket of this process (a socket that is gone is skipped).
@@ -174,7 +280,7 @@ impl<A: Adapter> Hub<A> {
     /// and the remote partner's first message could overtake it.)
     pub(crate) async fn deliver(&self, notices: Vec<Notice<Sid>>) {
         let mut elsewhere = Vec::new();
-        for (to, event, data) in notices.into_iter().map(notice_event) {
+        for (to, event, data) in notices.into_iter().map(|n| self.notice_event(n)) {
             if !self.emit_local(to, event, &data) {
                 elsewhere.push((to, event, data));
             }
@@ -234,13 +340,24 @@ impl<A: Adapter> Hub<A> {
         let notices = self.lobby().tick(Instant::now());
         self.deliver(notices).await;
     }
-}
 
-fn notice_event(notice: Notice<Sid>) -> (Sid, &'static str, Value) {
-    match notice {
-        Notice::Matched { to, initiator, common, .. } => {
-            (to, "matched", json!({ "initiator": initiator, "common": common }))
+    /// The event a notice becomes. A ring carries the caller's proof, which its process (the one that
+    /// decided the ring) holds.
+    fn notice_event(&self, notice: Notice<Sid>) -> (Sid, &'static str, Value) {
+        match notice {
+            Notice::Matched { to, initiator, common, .. } => {
+                (to, "matched", json!({ "initiator": initiator, "common": common }))
+            }
+            Notice::PartnerLeft { to } => (to, "partner_left", json!({})),
+            Notice::Ring { to, from } => {
+                let lobby = self.lobby();
+                let mut data = lobby.proof(from).cloned().unwrap_or_else(|| json!({}));
+                if let (Value::Object(map), Some(identity)) = (&mut data, lobby.identity(from)) {
+                    map.insert("from".into(), Value::String(identity.to_string()));
+                }
+                (to, "incoming_call", data)
+            }
+            Notice::CallEnded { to, reason } => (to, "call_ended", json!({ "reason": reason.as_str() })),
         }
-        Notice::PartnerLeft { to } => (to, "partner_left", json!({})),
     }
 }

@@ -2,8 +2,12 @@
 //! WebRTC signaling, text and typing between the two partners of a pair, and keeps everything in RAM,
 //! forgetting a socket at disconnect. The protocol is Socket.IO v5 (docs/lobby-protocol.md).
 //!
-//! Sans-IO core: [`Lobby`] (matching, pairs, limits) is synchronous and pure; [`server`] is the thin
-//! axum + socketioxide shell around it, and [`page`] the embedded web page.
+//! Optional identities: a socket may prove an Ed25519 key (a signed fresh challenge), make its ID
+//! reachable while connected, and call or be called by ID; an accepted call pairs like a match.
+//!
+//! Sans-IO core: [`Lobby`] (matching, pairs, calls, limits) is synchronous and pure; [`server`] is the
+//! thin axum + socketioxide shell around it, [`page`] the embedded web page, and [`registry_proxy`]
+//! forwards the page's name look-ups to the operator's registry.
 
 mod error;
 mod interests;
@@ -14,7 +18,7 @@ mod online;
 pub use error::Error;
 pub use interests::Interests;
 pub use limits::{Budget, Limits};
-pub use lobby::{Counts, Lobby, Notice};
+pub use lobby::{CallEnd, Counts, Lobby, Notice, CHALLENGE_TTL};
 pub use online::Online;
 
 mod config;
@@ -22,6 +26,7 @@ mod handlers;
 mod hub;
 pub mod page;
 mod redis_queue;
+pub mod registry_proxy;
 pub mod server;
 
 pub use config::{IceServer, LobbyConfig};

@@ -5,6 +5,10 @@
 //! Matching: a waiter is paired with the oldest compatible waiter that shares an interest; if there is
 //! none, with the oldest compatible waiter once both accept a random partner (no interests, or waited
 //! longer than `fallback_wait`). Compatible = not itself, and not the partner either of them just left.
+//!
+//! Calls by ID: a socket proves its identity (the shell checks the signature over a fresh challenge
+//! kept here) and may make that ID reachable; another socket rings it, and an accepted call pairs the
+//! two exactly as a match does. The map ID → socket lives here only while the socket is connected.
 
 use crate::{Budget, Error, Interests, Limits};
 use std::collections::{BTreeMap, HashMap};
@@ -18,6 +22,59 @@ pub enum Notice<I> {
     Matched { to: I, partner: I, initiator: bool, common: Vec<String> },
     /// `to`'s partner pressed next/stop or disconnected.
     PartnerLeft { to: I },
+    /// `to` is called by `from` (the shell adds `from`'s identity proof).
+    Ring { to: I, from: I },
+    /// `to`'s pending call (made or received) is over without a match.
+    CallEnded { to: I, reason: CallEnd },
+}
+
+/// Why a call ended without a match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallEnd {
+    /// The callee declined.
+    Declined,
+    /// Nobody answered within the ring timeout.
+    Timeout,
+    /// The caller hung up before an answer.
+    Canceled,
+    /// The other side disconnected.
+    Gone,
+}
+
+impl CallEnd {
+    /// The `reason` sent in `call_ended`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallEnd::Declined => "declined",
+            CallEnd::Timeout => "timeout",
+            CallEnd::Canceled => "canceled",
+            CallEnd::Gone => "gone",
+        }
+    }
+
+    /// From [`CallEnd::as_str`].
+    pub fn parse(text: &str) -> Option<CallEnd> {
+        [CallEnd::Declined, CallEnd::Timeout, CallEnd::Canceled, CallEnd::Gone].into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+/// How long a fresh challenge may be answered.
+pub const CHALLENGE_TTL: Duration = Duration::from_secs(60);
+
+/// A pending call, as one of its two sockets sees it.
+#[derive(Debug, Clone, Copy)]
+struct Call<I> {
+    other: I,
+    outgoing: bool,
+    /// When the ring times out (kept on both sides).
+    until: Instant,
+}
+
+/// A socket's proven identity: its ID (40 hex digits) and the proof its callees are shown.
+#[derive(Debug, Clone)]
+struct Identity {
+    id: String,
+    proof: serde_json::Value,
 }
 
 /// How many of each thing the lobby holds (all zero when everybody has left).
@@ -43,6 +100,10 @@ struct Peer<I> {
     /// Whether the random fallback was already tried for this wait.
     fallback_tried: bool,
     budget: Budget,
+    /// The last challenge handed out and when.
+    challenge: Option<(String, Instant)>,
+    identity: Option<Identity>,
+    call: Option<Call<I>>,
 }
 
 /// The lobby state. `I` is the socket id (random, unguessable, never reused).
@@ -54,12 +115,30 @@ pub struct Lobby<I> {
     pairs: usize,
     fallback_wait: Duration,
     limits: Limits,
+    /// Reachable IDs → their socket (the newest socket that turned it on).
+    reachable: HashMap<String, I>,
+    ring_timeout: Duration,
 }
 
 impl<I: Copy + Eq + Hash + std::fmt::Debug> Lobby<I> {
     /// An empty lobby.
     pub fn new(limits: Limits, fallback_wait: Duration) -> Self {
-        Lobby { peers: HashMap::new(), queue: BTreeMap::new(), next_seq: 0, pairs: 0, fallback_wait, limits }
+        Lobby {
+            peers: HashMap::new(),
+            queue: BTreeMap::new(),
+            next_seq: 0,
+            pairs: 0,
+            fallback_wait,
+            limits,
+            reachable: HashMap::new(),
+            ring_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// How long a call rings before it times out (30 s by default).
+    pub fn with_ring_timeout(mut self, ring_timeout: Duration) -> Self {
+        self.ring_timeout = ring_timeout;
+        self
     }
 
     /// The limits in force.
@@ -81,6 +160,9 @@ impl<I: Copy + Eq + Hash + std::fmt::Debug> Lobby<I> {
             waiting: None,
             fallback_tried: false,
             budget: Budget::new(&self.limits, now),
+            challenge: None,
+            identity: None,
+            call: None,
         };
         self.peers.insert(id, peer);
     }
@@ -149,7 +231,13 @@ impl<I: Copy + Eq + Hash + std::fmt::Debug> Lobby<I> {
 
     /// The socket is gone: everything about it is forgotten.
     pub fn disconnect(&mut self, id: I) -> Vec<Notice<I>> {
-        let notices = self.stop(id).unwrap_or_default();
+        let mut notices = self.stop(id).unwrap_or_default();
+        notices.extend(self.end_call(id, CallEnd::Gone));
+        if let Some(identity) = self.peers.get(&id).and_then(|p| p.identity.as_ref()) {
+            if self.reachable.get(&identity.id) == Some(&id) {
+                self.reachable.remove(&identity.id);
+            }
+        }
         if let Some(peer) = self.peers.remove(&id) {
             // the one who skipped it has nothing left to avoid
             if let Some(other) = peer.skipped.and_then(|s| self.peers.get_mut(&s)) {
@@ -172,7 +260,7 @@ impl<I: Copy + Eq + Hash + std::fmt::Debug> Lobby<I> {
                 !p.fallback_tried && !p.interests.is_empty() && self.accepts_random(p, now)
             })
             .collect();
-        let mut notices = Vec::new();
+        let mut notices = self.ring_timeouts(now);
         for id in expired {
             if let Some(peer) = self.peers.get_mut(&id) {
                 if peer.waiting.is_some() {
@@ -182,6 +270,138 @@ impl<I: Copy + Eq + Hash + std::fmt::Debug> Lobby<I> {
             }
         }
         notices
+    }
+
+    /// Keeps the challenge just handed to the socket (replacing any earlier one).
+    pub fn set_challenge(&mut self, id: I, challenge: String, now: Instant) -> Result<(), Error> {
+        self.peers.get_mut(&id).ok_or(Error::UnknownSocket)?.challenge = Some((challenge, now));
+        Ok(())
+    }
+
+    /// The socket's challenge, once: `None` if there is none or it is older than [`CHALLENGE_TTL`].
+    pub fn take_challenge(&mut self, id: I, now: Instant) -> Option<String> {
+        let (challenge, at) = self.peers.get_mut(&id)?.challenge.take()?;
+        (now.saturating_duration_since(at) < CHALLENGE_TTL).then_some(challenge)
+    }
+
+    /// The shell checked the socket's proof of `identity` (40 hex digits): it is that identity now
+    /// (not reachable until it says so; a previous identity's reachability ends).
+    pub fn identify(&mut self, id: I, identity: String, proof: serde_json::Value) -> Result<(), Error> {
+        let peer = self.peers.get_mut(&id).ok_or(Error::UnknownSocket)?;
+        if let Some(old) = peer.identity.take() {
+            if self.reachable.get(&old.id) == Some(&id) {
+                self.reachable.remove(&old.id);
+            }
+        }
+        peer.identity = Some(Identity { id: identity, proof });
+        Ok(())
+    }
+
+    /// The socket's proven ID.
+    pub fn identity(&self, id: I) -> Option<&str> {
+        self.peers.get(&id)?.identity.as_ref().map(|i| i.id.as_str())
+    }
+
+    /// The proof the socket gave for its identity (shown to those it calls).
+    pub fn proof(&self, id: I) -> Option<&serde_json::Value> {
+        self.peers.get(&id)?.identity.as_ref().map(|i| &i.proof)
+    }
+
+    /// Makes the socket's ID reachable (the newest socket of an ID wins) or not.
+    pub fn set_reachable(&mut self, id: I, on: bool) -> Result<(), Error> {
+        let peer = self.peers.get(&id).ok_or(Error::UnknownSocket)?;
+        let identity = peer.identity.as_ref().ok_or(Error::NotIdentified)?.id.clone();
+        if on {
+            self.reachable.insert(identity, id);
+        } else if self.reachable.get(&identity) == Some(&id) {
+            self.reachable.remove(&identity);
+        }
+        Ok(())
+    }
+
+    /// `call`: rings the socket that made `to` reachable. The caller must be identified, neither
+    /// matched nor in another call; the callee neither matched nor in a call (else `busy`).
+    pub fn call(&mut self, id: I, to: &str, now: Instant) -> Result<Vec<Notice<I>>, Error> {
+        let me = self.peers.get(&id).ok_or(Error::UnknownSocket)?;
+        if me.identity.is_none() {
+            return Err(Error::NotIdentified);
+        }
+        if me.partner.is_some() {
+            return Err(Error::AlreadyMatched);
+        }
+        if me.call.is_some() {
+            return Err(Error::CallPending);
+        }
+        let callee = *self.reachable.get(to).filter(|c| **c != id).ok_or(Error::Unreachable)?;
+        let them = self.peers.get(&callee).ok_or(Error::Unreachable)?;
+        if them.partner.is_some() || them.call.is_some() {
+            return Err(Error::Busy);
+        }
+        let until = now + self.ring_timeout;
+        self.peers.get_mut(&id).ok_or(Error::UnknownSocket)?.call = Some(Call { other: callee, outgoing: true, until });
+        self.peers.get_mut(&callee).ok_or(Error::Unreachable)?.call = Some(Call { other: id, outgoing: false, until });
+        Ok(vec![Notice::Ring { to: callee, from: id }])
+    }
+
+    /// `call_answer`: the callee accepts (both leave any partner and the queue and are paired, the caller
+    /// initiating) or declines (the caller is told).
+    pub fn answer(&mut self, id: I, accept: bool) -> Result<Vec<Notice<I>>, Error> {
+        let call = self.peers.get(&id).ok_or(Error::UnknownSocket)?.call.ok_or(Error::NoCall)?;
+        if call.outgoing {
+            return Err(Error::NoCall);
+        }
+        let caller = call.other;
+        if !accept {
+            return Ok(self.end_call(id, CallEnd::Declined));
+        }
+        for side in [id, caller] {
+            if let Some(peer) = self.peers.get_mut(&side) {
+                peer.call = None;
+            }
+        }
+        let mut notices = self.leave_partner(id)?;
+        notices.extend(self.leave_partner(caller)?);
+        self.dequeue(id);
+        self.dequeue(caller);
+        self.peers.get_mut(&id).ok_or(Error::UnknownSocket)?.partner = Some(caller);
+        self.peers.get_mut(&caller).ok_or(Error::UnknownSocket)?.partner = Some(id);
+        self.pairs += 1;
+        notices.push(Notice::Matched { to: id, partner: caller, initiator: false, common: Vec::new() });
+        notices.push(Notice::Matched { to: caller, partner: id, initiator: true, common: Vec::new() });
+        Ok(notices)
+    }
+
+    /// `call_cancel`: the caller hangs up before an answer (the callee is told).
+    pub fn cancel_call(&mut self, id: I) -> Result<Vec<Notice<I>>, Error> {
+        let call = self.peers.get(&id).ok_or(Error::UnknownSocket)?.call.ok_or(Error::NoCall)?;
+        if !call.outgoing {
+            return Err(Error::NoCall);
+        }
+        Ok(self.end_call(id, CallEnd::Canceled))
+    }
+
+    /// Ends `id`'s pending call: the other side is told `reason`, and `id` too when it timed out (a
+    /// decline, a hang-up or a disconnect is known to the one who did it).
+    fn end_call(&mut self, id: I, reason: CallEnd) -> Vec<Notice<I>> {
+        let Some(call) = self.peers.get_mut(&id).and_then(|p| p.call.take()) else { return Vec::new() };
+        if let Some(other) = self.peers.get_mut(&call.other) {
+            other.call = None;
+        }
+        let mut notices = vec![Notice::CallEnded { to: call.other, reason }];
+        if reason == CallEnd::Timeout {
+            notices.push(Notice::CallEnded { to: id, reason });
+        }
+        notices
+    }
+
+    fn ring_timeouts(&mut self, now: Instant) -> Vec<Notice<I>> {
+        let due: Vec<I> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.call.is_some_and(|c| c.outgoing && now >= c.until))
+            .map(|(id, _)| *id)
+            .collect();
+        due.into_iter().flat_map(|id| self.end_call(id, CallEnd::Timeout)).collect()
     }
 
     fn enqueue(&mut self, id: I, now: Instant) {

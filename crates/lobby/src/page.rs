@@ -13,6 +13,7 @@ use serde_json::json;
 
 const INDEX: &str = include_str!("../page/index.html");
 const APP: &str = include_str!("../page/app.js");
+const IDENTITY: &str = include_str!("../page/identity.js");
 const STYLE: &str = include_str!("../page/style.css");
 
 /// Only this origin (and the ICE servers, which CSP does not govern); media from the camera.
@@ -36,11 +37,13 @@ pub fn routes(lobby: &LobbyConfig) -> Router {
     let config = json!({
         "iceServers": lobby.ice_servers,
         "noPartnerNoticeAfter": lobby.no_partner_notice_after.as_secs_f64(),
+        "registry": lobby.registry.is_some(),
     })
     .to_string();
     Router::new()
         .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX) }))
         .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP) }))
+        .route("/identity.js", get(|| async { asset("text/javascript; charset=utf-8", IDENTITY) }))
         .route("/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE) }))
         .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
         .route(

@@ -9,9 +9,14 @@
 -- Keys: lobby:seq (counter), lobby:queue (zset sid -> seq), lobby:s:<sid> (hash: interests (JSON),
 -- node, since (ms, while waiting), fb (fallback tried), skipped, partner), lobby:n:<node> (set: its
 -- sids), lobby:online (hash: node -> its socket count; the nodes known), lobby:alive:<node>.
--- ARGV: op, node, sid, wait_ms, then interests JSON ('find') or ttl_ms, count ('join', 'beat').
+-- Calls by ID: lobby:id:<ID> (string: the sid that made the ID reachable; the hash's 'reach' names it
+-- back, and both go with the socket). A pending call is kept on both sockets' hashes: 'call' (the other
+-- sid), 'dir' ('out' for the caller, 'in' for the callee), 'ring' (ms: when it times out).
+-- ARGV: op, node, sid, wait_ms, then interests JSON ('find') or ttl_ms, count ('join', 'beat'), or ID,
+-- on ('reach'), or ID, ring_ms ('call'), or accept ('answer').
 -- Returns rows: {'M', to, partner, initiator, common...}, {'L', to}, {'W', ms until sid's fallback is
--- due}, {'C', online total}, {'X'} (this node had lapsed), {'E', code}.
+-- due}, {'C', online total}, {'X'} (this node had lapsed), {'R', to, from} (ring), {'K', to, reason}
+-- (call ended), {'T', ms until sid's call times out}, {'E', code}.
 
 local op, node, id, wait = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local t = redis.call('TIME')
@@ -118,9 +123,28 @@ local function leave_partner(sid, quiet)
   if not (quiet and quiet[partner]) then out[#out + 1] = { 'L', partner } end
 end
 
+-- sid's pending call ends: the other side is told reason (and sid too when it timed out)
+local function end_call(sid, reason, quiet)
+  local other = redis.call('HGET', key(sid), 'call')
+  if not other then return end
+  redis.call('HDEL', key(sid), 'call', 'dir', 'ring')
+  if redis.call('HGET', key(other), 'call') == sid then redis.call('HDEL', key(other), 'call', 'dir', 'ring') end
+  if not (quiet and quiet[other]) then out[#out + 1] = { 'K', other, reason } end
+  if reason == 'timeout' then out[#out + 1] = { 'K', sid, reason } end
+end
+
+local function unreach(sid)
+  local id = redis.call('HGET', key(sid), 'reach')
+  if not id then return end
+  redis.call('HDEL', key(sid), 'reach')
+  if redis.call('GET', 'lobby:id:' .. id) == sid then redis.call('DEL', 'lobby:id:' .. id) end
+end
+
 -- everything about sid goes; its partner is told (unless quiet)
 local function forget(sid, n, quiet)
   leave_partner(sid, quiet)
+  end_call(sid, 'gone', quiet)
+  unreach(sid)
   dequeue(sid)
   local skipped = redis.call('HGET', key(sid), 'skipped')
   if skipped and redis.call('HGET', key(skipped), 'skipped') == sid then
@@ -184,6 +208,55 @@ elseif op == 'stop' then
   dequeue(id)
 elseif op == 'disconnect' then
   forget(id, node)
+elseif op == 'reach' then
+  own(id)
+  unreach(id)
+  if ARGV[6] == '1' then
+    redis.call('SET', 'lobby:id:' .. ARGV[5], id)
+    redis.call('HSET', key(id), 'reach', ARGV[5])
+  end
+elseif op == 'call' then
+  own(id)
+  local me = redis.call('HMGET', key(id), 'partner', 'call')
+  if me[1] then return { { 'E', 'already_matched' } } end
+  if me[2] then return { { 'E', 'call_pending' } } end
+  local callee = redis.call('GET', 'lobby:id:' .. ARGV[5])
+  if not callee or callee == id or redis.call('EXISTS', key(callee)) == 0 then return { { 'E', 'unreachable' } } end
+  local them = redis.call('HMGET', key(callee), 'partner', 'call', 'node')
+  if not alive(them[3]) then return { { 'E', 'unreachable' } } end
+  if them[1] or them[2] then return { { 'E', 'busy' } } end
+  local ring = tonumber(ARGV[6])
+  redis.call('HSET', key(id), 'call', callee, 'dir', 'out', 'ring', now + ring)
+  redis.call('HSET', key(callee), 'call', id, 'dir', 'in', 'ring', now + ring)
+  out[#out + 1] = { 'R', callee, id }
+  out[#out + 1] = { 'T', tostring(ring) }
+elseif op == 'answer' then
+  local me = redis.call('HMGET', key(id), 'call', 'dir')
+  if not me[1] or me[2] ~= 'in' then return { { 'E', 'no_call' } } end
+  local caller = me[1]
+  if ARGV[5] ~= '1' then
+    end_call(id, 'declined')
+  else
+    redis.call('HDEL', key(id), 'call', 'dir', 'ring')
+    redis.call('HDEL', key(caller), 'call', 'dir', 'ring')
+    leave_partner(id)
+    leave_partner(caller)
+    dequeue(id)
+    dequeue(caller)
+    redis.call('HSET', key(id), 'partner', caller)
+    redis.call('HSET', key(caller), 'partner', id)
+    notice_matched(id, caller, '0', {})
+    notice_matched(caller, id, '1', {})
+  end
+elseif op == 'cancel' then
+  if redis.call('HGET', key(id), 'dir') ~= 'out' then return { { 'E', 'no_call' } } end
+  end_call(id, 'canceled')
+elseif op == 'ring' then
+  local me = redis.call('HMGET', key(id), 'dir', 'ring')
+  if me[1] == 'out' then
+    local left = tonumber(me[2]) - now
+    if left <= 0 then end_call(id, 'timeout') else out[#out + 1] = { 'T', tostring(left) } end
+  end
 elseif op == 'fallback' then
   local p = get(id)
   if p.since ~= nil and not p.fb and #p.interests > 0 then

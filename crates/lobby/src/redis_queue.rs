@@ -4,7 +4,7 @@
 //! heartbeat key with a TTL: the sockets of a process that stopped renewing it are purged by the others)
 //! and the online count of every process.
 
-use crate::{Error, Interests, LobbyConfig, Notice};
+use crate::{CallEnd, Error, Interests, LobbyConfig, Notice};
 use redis::aio::MultiplexedConnection;
 use socketioxide::socket::Sid;
 use std::str::FromStr;
@@ -26,6 +26,8 @@ pub(crate) struct Outcome {
     pub(crate) notices: Vec<Notice<Sid>>,
     /// The socket waits with interests: its random fallback is due after this long.
     pub(crate) fallback_in: Option<Duration>,
+    /// The socket's call rings: it times out after this long.
+    pub(crate) ring_in: Option<Duration>,
 }
 
 /// What a heartbeat learned.
@@ -52,6 +54,7 @@ fn redis_error(e: redis::RedisError) -> Error {
 enum Row {
     Notice(Notice<Sid>),
     FallbackIn(Duration),
+    RingIn(Duration),
     Online(usize),
     Lapsed,
 }
@@ -70,9 +73,20 @@ fn parse(row: Vec<String>) -> Result<Row, Error> {
         }),
         Some("L") if row.len() == 2 => Row::Notice(Notice::PartnerLeft { to: sid(&row[1])? }),
         Some("W") if row.len() == 2 => Row::FallbackIn(Duration::from_millis(number(&row[1])?)),
+        Some("T") if row.len() == 2 => Row::RingIn(Duration::from_millis(number(&row[1])?)),
+        Some("R") if row.len() == 3 => Row::Notice(Notice::Ring { to: sid(&row[1])?, from: sid(&row[2])? }),
+        Some("K") if row.len() == 3 => Row::Notice(Notice::CallEnded {
+            to: sid(&row[1])?,
+            reason: CallEnd::parse(&row[2])
+                .ok_or_else(|| Error::Redis(format!("an unknown call end from the queue: {:?}", row[2])))?,
+        }),
         Some("C") if row.len() == 2 => Row::Online(number(&row[1])? as usize),
         Some("X") => Row::Lapsed,
         Some("E") if row.get(1).map(String::as_str) == Some("already_matched") => return Err(Error::AlreadyMatched),
+        Some("E") if row.get(1).map(String::as_str) == Some("call_pending") => return Err(Error::CallPending),
+        Some("E") if row.get(1).map(String::as_str) == Some("unreachable") => return Err(Error::Unreachable),
+        Some("E") if row.get(1).map(String::as_str) == Some("busy") => return Err(Error::Busy),
+        Some("E") if row.get(1).map(String::as_str) == Some("no_call") => return Err(Error::NoCall),
         Some("E") if row.get(1).map(String::as_str) == Some("lapsed") => {
             return Err(Error::Redis("this process missed its Redis heartbeat; its sockets are being dropped".into()))
         }
@@ -107,6 +121,7 @@ impl RedisQueue {
             match row {
                 Row::Notice(notice) => outcome.notices.push(notice),
                 Row::FallbackIn(after) => outcome.fallback_in = Some(after),
+                Row::RingIn(after) => outcome.ring_in = Some(after),
                 Row::Online(_) | Row::Lapsed => {
                     return Err(Error::Redis(format!("unexpected answer from the queue script to {op}")))
                 }
@@ -137,6 +152,32 @@ impl RedisQueue {
         self.socket_op("fallback", id, wait_ms(config), &[]).await
     }
 
+    /// Makes `identity` (40 hex digits) reach this socket, or (off) no longer.
+    pub(crate) async fn reach(&self, id: Sid, identity: &str, on: bool) -> Result<Outcome, Error> {
+        self.socket_op("reach", id, 0, &[identity.to_string(), if on { "1" } else { "0" }.to_string()]).await
+    }
+
+    /// Rings the socket that made `identity` reachable, wherever it is.
+    pub(crate) async fn call(&self, id: Sid, identity: &str, config: &LobbyConfig) -> Result<Outcome, Error> {
+        let ring = (config.ring_timeout.as_millis() as u64).to_string();
+        self.socket_op("call", id, 0, &[identity.to_string(), ring]).await
+    }
+
+    /// The callee's answer: paired with the caller, or the caller is told.
+    pub(crate) async fn answer(&self, id: Sid, accept: bool) -> Result<Outcome, Error> {
+        self.socket_op("answer", id, 0, &[if accept { "1" } else { "0" }.to_string()]).await
+    }
+
+    /// The caller hangs up before an answer.
+    pub(crate) async fn cancel(&self, id: Sid) -> Result<Outcome, Error> {
+        self.socket_op("cancel", id, 0, &[]).await
+    }
+
+    /// The caller's ring ran out: the call ends (or, if early, the time left).
+    pub(crate) async fn ring_timeout(&self, id: Sid) -> Result<Outcome, Error> {
+        self.socket_op("ring", id, 0, &[]).await
+    }
+
     pub(crate) async fn partner(&self, id: Sid) -> Result<Option<Sid>, Error> {
         let partner: Option<String> = redis::cmd("HGET")
             .arg(format!("lobby:s:{id}"))
@@ -160,7 +201,9 @@ impl RedisQueue {
                 Row::Notice(notice) => beat.notices.push(notice),
                 Row::Online(total) => beat.total = total,
                 Row::Lapsed => beat.lapsed = true,
-                Row::FallbackIn(_) => return Err(Error::Redis("unexpected answer from the queue script".into())),
+                Row::FallbackIn(_) | Row::RingIn(_) => {
+                    return Err(Error::Redis("unexpected answer from the queue script".into()))
+                }
             }
         }
         Ok(beat)
@@ -227,26 +270,37 @@ mod tests {
         let _: () = query(node, redis::cmd("DEL").arg(format!("lobby:alive:{}", node.node))).await;
     }
 
-    fn partners_left(notices: &[Notice<Sid>]) -> Vec<Sid> {
-        let mut to: Vec<Sid> = notices
+    /// What a purge told whom (`partner_left`, `call_ended`), in a comparable order.
+    fn partners_left(notices: &[Notice<Sid>]) -> Vec<String> {
+        let mut told: Vec<String> = notices
             .iter()
             .map(|n| match n {
-                Notice::PartnerLeft { to } => *to,
-                Notice::Matched { .. } => panic!("a purge matched someone: {n:?}"),
+                Notice::PartnerLeft { .. } | Notice::CallEnded { .. } => format!("{n:?}"),
+                _ => panic!("a purge matched or rang someone: {n:?}"),
             })
             .collect();
-        to.sort_by_key(|s| s.to_string());
-        to
+        told.sort();
+        told
+    }
+
+    fn to(notice: &Notice<Sid>) -> Sid {
+        match notice {
+            Notice::Matched { to, .. }
+            | Notice::PartnerLeft { to }
+            | Notice::Ring { to, .. }
+            | Notice::CallEnded { to, .. } => *to,
+        }
     }
 
     fn interests(tags: &[&str]) -> Interests {
         Interests::parse(&tags.iter().map(|t| t.to_string()).collect::<Vec<_>>(), &Limits::default()).unwrap()
     }
 
-    /// The same pseudo-random sequence of find/next/stop/disconnect, from sockets on three processes,
-    /// and now and then a process that dies, runs on one [`Lobby`] and on Redis: every operation must
-    /// give the same notices in the same order, and a dead process's purge the same `partner_left`s as
-    /// its sockets' disconnects (less those to its own sockets).
+    /// The same pseudo-random sequence of find/next/stop/disconnect and of calls (reachable on/off,
+    /// call, accept/decline, cancel), from sockets on three processes sharing a few identities, and now
+    /// and then a process that dies, runs on one [`Lobby`] and on Redis: every operation must give the
+    /// same answer and notices in the same order, and a dead process's purge the same `partner_left`s
+    /// and `call_ended`s as its sockets' disconnects (less those to its own sockets).
     #[tokio::test]
     async fn lua_queue_decides_exactly_like_the_lobby() {
         let (_server, client) = start_redis();
@@ -266,6 +320,12 @@ mod tests {
             (seed % n as u64) as usize
         };
         let pool = ["a", "b", "c", "d"];
+        let identities = [
+            "1111111111111111111111111111111111111111",
+            "2222222222222222222222222222222222222222",
+            "3333333333333333333333333333333333333333",
+        ];
+        let (mut calls, mut answers) = (0, 0);
         let mut connected: Vec<Sid> = Vec::new();
         let mut home: HashMap<Sid, usize> = HashMap::new();
         let (mut deaths, mut purged_notices) = (0, 0);
@@ -274,11 +334,8 @@ mod tests {
             if rnd(150) == 0 {
                 let dead = rnd(nodes.len());
                 let victims: Vec<Sid> = connected.iter().copied().filter(|id| home[id] == dead).collect();
-                let rust: Vec<Notice<Sid>> = victims
-                    .iter()
-                    .flat_map(|id| lobby.disconnect(*id))
-                    .filter(|n| !matches!(n, Notice::PartnerLeft { to } if victims.contains(to)))
-                    .collect();
+                let rust: Vec<Notice<Sid>> =
+                    victims.iter().flat_map(|id| lobby.disconnect(*id)).filter(|n| !victims.contains(&to(n))).collect();
                 connected.retain(|id| home[id] != dead);
                 expire(&nodes[dead]).await;
                 let gone = std::mem::replace(&mut nodes[dead], RedisQueue::connect(&client, FOREVER).await.unwrap());
@@ -298,10 +355,11 @@ mod tests {
                 purged_notices += rust.len();
                 continue;
             }
-            let op = rnd(10);
+            let op = rnd(15);
             if op < 2 || connected.len() < 2 {
                 let id = Sid::new();
                 lobby.connect(id, now);
+                lobby.identify(id, identities[rnd(identities.len())].to_string(), serde_json::Value::Null).unwrap();
                 connected.push(id);
                 home.insert(id, rnd(nodes.len()));
                 continue;
@@ -318,6 +376,26 @@ mod tests {
                 }
                 5 | 6 => (lobby.next(id, now).map_err(|e| e.code()), notices(queue.next(id, &config).await)),
                 7 => (lobby.stop(id).map_err(|e| e.code()), notices(queue.stop(id).await)),
+                10 => {
+                    let on = rnd(3) > 0;
+                    lobby.set_reachable(id, on).unwrap();
+                    let identity = lobby.identity(id).unwrap().to_string();
+                    (Ok(Vec::new()), notices(queue.reach(id, &identity, on).await))
+                }
+                11 | 12 => {
+                    let callee = identities[rnd(identities.len())];
+                    let rust = lobby.call(id, callee, now).map_err(|e| e.code());
+                    let lua = queue.call(id, callee, &config).await;
+                    calls += usize::from(rust.is_ok());
+                    (rust, notices(lua))
+                }
+                13 => {
+                    let accept = rnd(2) == 0;
+                    let rust = lobby.answer(id, accept).map_err(|e| e.code());
+                    answers += usize::from(rust.is_ok());
+                    (rust, notices(queue.answer(id, accept).await))
+                }
+                14 => (lobby.cancel_call(id).map_err(|e| e.code()), notices(queue.cancel(id).await)),
                 _ => {
                     connected.retain(|c| *c != id);
                     (Ok(lobby.disconnect(id)), notices(queue.disconnect(id).await))
@@ -326,6 +404,7 @@ mod tests {
             assert_eq!(rust, lua, "step {step}: op {op} on {id}");
         }
         assert!(lobby.counts().pairs > 0, "the walk made pairs");
+        assert!(calls > 20 && answers > 5, "the walk rang ({calls}) and answered ({answers})");
         assert!(
             deaths >= 5 && purged_notices > 0,
             "processes died ({deaths}) and partners were told ({purged_notices})"
@@ -428,5 +507,68 @@ mod tests {
             ]
         );
         assert!(node.fallback(y, &config).await.unwrap().notices.is_empty(), "matched: nothing more to try");
+    }
+
+    /// Calls across two processes in Redis: reachability, ring, accept (paired, caller initiating),
+    /// decline, cancel, timeout, busy; a dead process's reachable IDs are purged with its sockets.
+    #[tokio::test]
+    async fn calls_reach_across_processes_and_die_with_them() {
+        let (_server, client) = start_redis();
+        let (a, b) = (
+            RedisQueue::connect(&client, FOREVER).await.unwrap(),
+            RedisQueue::connect(&client, FOREVER).await.unwrap(),
+        );
+        let mut config = LobbyConfig::new(([127, 0, 0, 1], 0).into());
+        let (caller, callee, other) = (Sid::new(), Sid::new(), Sid::new());
+        let bob = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+        let code = |o: Result<Outcome, Error>| o.map(|o| o.notices).map_err(|e| e.code());
+        assert_eq!(code(a.call(caller, bob, &config).await), Err("unreachable"));
+        b.reach(callee, bob, true).await.unwrap();
+        let rung = a.call(caller, bob, &config).await.unwrap();
+        assert_eq!(rung.notices, [Notice::Ring { to: callee, from: caller }]);
+        assert_eq!(rung.ring_in, Some(config.ring_timeout));
+        assert_eq!(code(a.call(caller, bob, &config).await), Err("call_pending"));
+        assert_eq!(code(b.call(other, bob, &config).await), Err("busy"));
+        assert_eq!(
+            code(b.answer(callee, false).await),
+            Ok(vec![Notice::CallEnded { to: caller, reason: CallEnd::Declined }])
+        );
+        a.call(caller, bob, &config).await.unwrap();
+        assert_eq!(code(a.cancel(caller).await), Ok(vec![Notice::CallEnded { to: callee, reason: CallEnd::Canceled }]));
+        b.find(callee, &interests(&[]), &config).await.unwrap();
+        a.call(caller, bob, &config).await.unwrap();
+        assert_eq!(
+            code(b.answer(callee, true).await),
+            Ok(vec![
+                Notice::Matched { to: callee, partner: caller, initiator: false, common: vec![] },
+                Notice::Matched { to: caller, partner: callee, initiator: true, common: vec![] }
+            ])
+        );
+        assert!(keys(&a, "lobby:queue").await.is_empty(), "the callee left the queue");
+        assert_eq!(a.partner(caller).await.unwrap(), Some(callee));
+        a.stop(caller).await.unwrap();
+
+        config.ring_timeout = Duration::from_millis(200);
+        a.call(caller, bob, &config).await.unwrap();
+        let early = a.ring_timeout(caller).await.unwrap();
+        assert!(early.notices.is_empty() && early.ring_in.is_some());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let mut ended = a.ring_timeout(caller).await.unwrap().notices;
+        ended.sort_by_key(|n| if let Notice::CallEnded { to, .. } = n { to.to_string() } else { String::new() });
+        let mut want = vec![
+            Notice::CallEnded { to: caller, reason: CallEnd::Timeout },
+            Notice::CallEnded { to: callee, reason: CallEnd::Timeout },
+        ];
+        want.sort_by_key(|n| if let Notice::CallEnded { to, .. } = n { to.to_string() } else { String::new() });
+        assert_eq!(ended, want);
+
+        a.call(caller, bob, &config).await.unwrap();
+        expire(&b).await;
+        assert_eq!(a.beat(1).await.unwrap().notices, [Notice::CallEnded { to: caller, reason: CallEnd::Gone }]);
+        assert!(keys(&a, "lobby:id:*").await.is_empty(), "the dead process's reachable ID is gone");
+        assert_eq!(code(a.call(caller, bob, &config).await), Err("unreachable"));
+        a.disconnect(caller).await.unwrap();
+        a.leave().await;
+        assert_eq!(keys(&a, "lobby:*").await, ["lobby:seq"]);
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::hub::{Hub, Pairing};
 use crate::redis_queue::RedisQueue;
+use crate::registry_proxy::{self, RegistryTarget};
 use crate::{handlers, page, Counts, Error, LobbyConfig};
 use axum::extract::Request;
 use axum::http::header::{HeaderName, CONTENT_TYPE, SEC_WEBSOCKET_KEY};
@@ -114,8 +115,11 @@ async fn run<A: Adapter>(
         })
     };
     let counts_hub = hub.clone();
-    let app = Router::new()
-        .merge(page::routes(&hub.config))
+    let mut app = Router::new().merge(page::routes(&hub.config));
+    if let Some(url) = &hub.config.registry {
+        app = app.merge(registry_proxy::routes(RegistryTarget::parse(url)?));
+    }
+    let app = app
         .route("/stats", get(move || std::future::ready(axum::Json(stats(&counts_hub)))))
         .layer(layer)
         .layer(axum::middleware::map_request(keep_needed_headers));

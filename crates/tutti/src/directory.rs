@@ -7,7 +7,7 @@ use crate::server::{parse_server_info, DEFAULT_PORT};
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tutti_jam::directory::{DirectoryConfig, Limits, ListFilter, ListPolicy, OwnEntry, JAMULUS_MAX_SERVERS};
 use tutti_jam::registration::{internal_address, RegistrationConfig};
 use tutti_net::{DirectoryOptions, RunningDirectory};
@@ -68,16 +68,11 @@ struct FileDirectory {
     maxlistrate: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct File {
-    directory: Option<FileDirectory>,
-}
-
 impl Args {
     /// Merges the flags over the configuration file over the defaults, and checks every value.
     pub fn options(&self) -> anyhow::Result<DirectoryOptions> {
         let file = match &self.config {
-            Some(path) => read_file(path)?,
+            Some(path) => crate::config_file::table(path, "directory")?,
             None => FileDirectory::default(),
         };
         let info = match self.serverinfo.clone().or(file.serverinfo) {
@@ -122,14 +117,6 @@ impl Args {
             file: self.directoryfile.clone().or(file.directoryfile),
         })
     }
-}
-
-fn read_file(path: &Path) -> anyhow::Result<FileDirectory> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-    let file: File =
-        toml::from_str(&text).with_context(|| format!("{} is not a valid tutti configuration", path.display()))?;
-    Ok(file.directory.unwrap_or_default())
 }
 
 /// Runs the directory until SIGINT or SIGTERM.

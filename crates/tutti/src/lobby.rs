@@ -5,7 +5,7 @@
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 use tutti_lobby::{IceServer, Limits, LobbyConfig, LobbyServer};
 
@@ -26,6 +26,10 @@ pub struct Args {
     /// its heartbeat (a crash), and drop its users from the shared queue [default: 5].
     #[arg(long, value_name = "SECONDS")]
     pub redis_ttl: Option<f64>,
+    /// The name registry (`tutti registry`, http://HOST:PORT) that the page's name look-ups and
+    /// registrations are forwarded to, under the lobby's own origin; without it the page hides names.
+    #[arg(long, value_name = "URL")]
+    pub registry: Option<String>,
     /// STUN/TURN URL handed to the page (repeatable). None by default: no third party is contacted.
     #[arg(long = "ice-server", value_name = "URL")]
     pub ice_server: Vec<String>,
@@ -59,6 +63,7 @@ struct FileLobby {
     listen: Option<SocketAddr>,
     redis: Option<String>,
     redis_ttl: Option<f64>,
+    registry: Option<String>,
     ice_servers: Option<Vec<IceServer>>,
     fallback_wait: Option<f64>,
     no_partner_notice_after: Option<f64>,
@@ -69,21 +74,20 @@ struct FileLobby {
     strikes: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct File {
-    lobby: Option<FileLobby>,
-}
-
 impl Args {
     /// Merges the flags over the configuration file over the defaults, and checks every value.
     pub fn settings(&self) -> anyhow::Result<LobbyConfig> {
         let file = match &self.config {
-            Some(path) => read_file(path)?,
+            Some(path) => crate::config_file::table(path, "lobby")?,
             None => FileLobby::default(),
         };
         let listen = self.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
         let mut config = LobbyConfig::new(listen);
         config.redis = self.redis.clone().or(file.redis);
+        config.registry = self.registry.clone().or(file.registry);
+        if let Some(url) = &config.registry {
+            tutti_lobby::registry_proxy::RegistryTarget::parse(url)?;
+        }
         config.ice_servers = if self.ice_server.is_empty() {
             file.ice_servers.unwrap_or_default()
         } else {
@@ -130,14 +134,6 @@ impl Args {
     }
 }
 
-fn read_file(path: &Path) -> anyhow::Result<FileLobby> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-    let file: File =
-        toml::from_str(&text).with_context(|| format!("{} is not a valid tutti configuration", path.display()))?;
-    Ok(file.lobby.unwrap_or_default())
-}
-
 /// Runs the lobby until SIGINT or SIGTERM.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let config = args.settings()?;
@@ -151,6 +147,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         if config.redis.is_some() {
             println!("tutti lobby: sharing the queue through Redis");
+        }
+        if let Some(registry) = &config.registry {
+            println!("tutti lobby: forwarding /registry/ to {registry}");
         }
         server.serve(shutdown_signal()).await?;
         anyhow::Ok(())

@@ -3,7 +3,9 @@
 
 mod audio_args;
 mod client;
+mod config_file;
 mod directory;
+mod id;
 mod inspect;
 mod jsonrpc;
 #[allow(dead_code)] // `list::run` is for `tutti client --list HOST[:PORT]`
@@ -40,6 +42,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Run the anonymous random video-chat lobby: a web page and Socket.IO v5 matching and relay.
     Lobby(lobby::Args),
+    /// Your identity on this device: a key pair, its ID, a password-encrypted export, a public name.
+    Id(id::Args),
     /// Run a name registry that Jami clients and tutti identities register public names with.
     Registry(registry::Args),
 }
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Command::Loadgen(args) => loadgen::run(&args),
         Command::Lobby(args) => lobby::run(&args),
         Command::Registry(args) => registry::run(&args),
+        Command::Id(args) => id::run(&args),
         Command::Client(args) => client::run(&args),
     };
     match result {

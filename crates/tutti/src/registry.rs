@@ -5,7 +5,7 @@
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tutti_registry::{RegistryConfig, RegistryServer, StoreConfig, DEFAULT_REGISTRATIONS_PER_MINUTE};
 
 /// Command-line flags of `tutti registry`. Every value flag can also be set in the `[registry]` table of
@@ -49,16 +49,11 @@ struct FileRegistry {
     registrations_per_minute: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct File {
-    registry: Option<FileRegistry>,
-}
-
 impl Args {
     /// Merges the flags over the configuration file over the defaults.
     pub fn settings(&self) -> anyhow::Result<RegistryConfig> {
         let file = match &self.config {
-            Some(path) => read_file(path)?,
+            Some(path) => crate::config_file::table(path, "registry")?,
             None => FileRegistry::default(),
         };
         if file.data_dir.is_some() && file.database_url.is_some() {
@@ -73,7 +68,7 @@ impl Args {
         } else if let Some(dir) = file.data_dir {
             StoreConfig::Sqlite(dir)
         } else {
-            StoreConfig::Sqlite(default_data_dir()?)
+            StoreConfig::Sqlite(crate::config_file::data_dir("registry").context("pass --data-dir")?.0)
         };
         Ok(RegistryConfig {
             listen: self.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8090))),
@@ -85,29 +80,6 @@ impl Args {
                 .unwrap_or(DEFAULT_REGISTRATIONS_PER_MINUTE),
         })
     }
-}
-
-/// `$TUTTI_HOME/registry`, else the XDG data directory's `tutti/registry`.
-fn default_data_dir() -> anyhow::Result<PathBuf> {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    if let Some(home) = var("TUTTI_HOME") {
-        return Ok(home.join("registry"));
-    }
-    if let Some(data) = var("XDG_DATA_HOME") {
-        return Ok(data.join("tutti").join("registry"));
-    }
-    match var("HOME") {
-        Some(home) => Ok(home.join(".local/share/tutti/registry")),
-        None => bail!("no HOME, XDG_DATA_HOME or TUTTI_HOME to put the database in: pass --data-dir"),
-    }
-}
-
-fn read_file(path: &Path) -> anyhow::Result<FileRegistry> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-    let file: File =
-        toml::from_str(&text).with_context(|| format!("{} is not a valid tutti configuration", path.display()))?;
-    Ok(file.registry.unwrap_or_default())
 }
 
 /// Runs the registry until SIGINT or SIGTERM.

@@ -1,10 +1,11 @@
 //! The lobby's privacy promises on the real process under strace: it writes no file and connects to
 //! nobody while people meet, talk and leave; its diagnostics (even at trace level) carry neither chat
-//! text, interests nor addresses; and the page it serves loads nothing from anywhere else.
+//! text, interests nor addresses; and the page it serves loads nothing from anywhere else. Identities:
+//! proofs, calls and name look-ups through `/registry/` leave no ID, name or address in its diagnostics.
 
 mod lobby_support;
 
-use lobby_support::{http_get, Client, Lobby};
+use lobby_support::{http_get, http_request, node, Client, Lobby, Registry};
 use serde_json::json;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -92,7 +93,7 @@ fn page_loads_only_from_its_own_origin() {
     assert!(head.contains("content-security-policy: default-src 'none'; script-src 'self'"), "{head}");
     assert!(head.contains("referrer-policy: no-referrer"));
     assert!(!head.contains("set-cookie"));
-    for asset in ["/", "/app.js", "/style.css"] {
+    for asset in ["/", "/app.js", "/identity.js", "/style.css"] {
         let (head, body) = http_get(lobby.addr, asset);
         assert!(!head.to_lowercase().contains("set-cookie"), "{asset} sets a cookie");
         for needle in ["http://", "https://", "//cdn", "cookie", "localStorage", "analytics"] {
@@ -102,10 +103,44 @@ fn page_loads_only_from_its_own_origin() {
     assert!(html.contains("src=\"app.js\""));
     // no ICE server unless the operator configures one: no third party by default
     // (and the page's no-partner notice after its default 15 s)
-    assert_eq!(lobby.get("/config.json"), r#"{"iceServers":[],"noPartnerNoticeAfter":15.0}"#);
+    assert_eq!(lobby.get("/config.json"), r#"{"iceServers":[],"noPartnerNoticeAfter":15.0,"registry":false}"#);
     let configured = Lobby::start(&["--ice-server", "stun:stun.example.org:3478", "--no-partner-notice-after", "2.5"]);
     assert_eq!(
         configured.get("/config.json"),
-        r#"{"iceServers":[{"urls":["stun:stun.example.org:3478"]}],"noPartnerNoticeAfter":2.5}"#
+        r#"{"iceServers":[{"urls":["stun:stun.example.org:3478"]}],"noPartnerNoticeAfter":2.5,"registry":false}"#
     );
+}
+
+#[test]
+fn identities_calls_and_names_leave_nothing_in_the_logs() {
+    let registry = Registry::start();
+    let dir = std::env::temp_dir().join(format!("tutti-lobby-privacy-id-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stderr = dir.join("stderr.txt");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tutti"));
+    command
+        .args(["lobby", "--listen", "127.0.0.1:0", "--registry", &registry.url()])
+        .env("RUST_LOG", "debug,tutti_lobby=trace,tutti=trace")
+        .stderr(std::fs::File::create(&stderr).unwrap());
+    let mut lobby = Lobby::spawn(command);
+    let (ok, output) = node("calls.mjs", &[&lobby.url(), &lobby.url()], Duration::from_secs(30));
+    assert!(ok && output.contains("calls ok"), "calls.mjs failed:\n{output}");
+    let ids: Vec<String> = output
+        .lines()
+        .find_map(|l| l.strip_prefix("ids: "))
+        .expect("calls.mjs prints its IDs")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let name = "privatename";
+    let (status, _, _) = http_request(lobby.addr, "GET", &format!("/registry/name/{name}"), "", b"");
+    assert_eq!(status, 404);
+    http_request(lobby.addr, "GET", &format!("/registry/addr/0x{}", ids[0]), "", b"");
+    lobby.wait_stats(json!({ "sockets": 0, "waiting": 0, "pairs": 0 }), Duration::from_secs(5));
+    assert!(lobby.terminate().success());
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    for private in ids.iter().map(String::as_str).chain([name, "127.0.0.1", "tutti-lobby-reach"]) {
+        assert!(!log.contains(private), "the diagnostics carry {private:?}:\n{log}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

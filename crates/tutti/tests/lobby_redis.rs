@@ -4,10 +4,12 @@
 //! fall back to random across processes; and Redis holds nothing about anyone once everyone has left.
 //! Liveness: a SIGKILLed process's users leave Redis within `--redis-ttl` (their partners are told, the
 //! count drops); a process that stalls past it drops its sockets and serves again.
+//! Calls by ID: a caller on one process rings, is declined by, and is matched with a callee on the
+//! other (`lobby_support/js/calls.mjs`); the ID → socket mapping leaves Redis with the socket.
 
 mod lobby_support;
 
-use lobby_support::{matched_at_once, Client, Lobby, Redis};
+use lobby_support::{matched_at_once, node, Client, Lobby, Redis};
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -308,4 +310,15 @@ async fn a_process_that_stalls_past_its_ttl_drops_its_sockets_and_serves_again()
     assert_eq!(b.call("find", json!({})).await, json!({ "ok": true }));
     again.expect("matched", "process one serves again").await;
     b.expect("matched", "b across").await;
+}
+
+#[test]
+fn a_call_by_id_reaches_a_callee_on_another_process() {
+    let redis = Redis::start();
+    let one = Lobby::start(&["--redis", &redis.url()]);
+    let two = Lobby::start(&["--redis", &redis.url()]);
+    let (ok, output) = node("calls.mjs", &[&one.url(), &two.url()], Duration::from_secs(30));
+    assert!(ok && output.contains("calls ok"), "calls across processes failed:\n{output}");
+    wait_redis_empty(&redis);
+    assert!(scan(&redis, "lobby:id:*").is_empty(), "no reachable ID stays in Redis");
 }

@@ -144,6 +144,87 @@ impl Drop for Lobby {
     }
 }
 
+/// A running `tutti registry` on a free loopback port with its own data directory (no rate limit),
+/// killed on drop.
+pub struct Registry {
+    child: Child,
+    pub addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Registry {
+    pub fn start() -> Registry {
+        let dir = std::env::temp_dir().join(format!("tutti-lobby-registry-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tutti"))
+            .args(["registry", "--listen", "127.0.0.1:0", "--registrations-per-minute", "0", "--data-dir"])
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start tutti registry");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let addr = loop {
+            line.clear();
+            assert!(Instant::now() < deadline, "tutti registry did not say where it listens");
+            if out.read_line(&mut line).unwrap_or(0) == 0 {
+                let _ = child.kill();
+                panic!("tutti registry stopped before listening");
+            }
+            if let Some(addr) = line
+                .trim()
+                .strip_prefix("tutti registry: listening on http://")
+                .and_then(|rest| rest.trim_end_matches('/').parse().ok())
+            {
+                break addr;
+            }
+        };
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = out.read_to_end(&mut sink);
+        });
+        Registry { child, addr, dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SIGKILL: the registry is down from now on.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One HTTP/1.1 request with an optional body and extra header lines: status code, head, body.
+pub fn http_request(addr: SocketAddr, method: &str, path: &str, headers: &str, body: &[u8]) -> (u16, String, String) {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n{headers}\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response).to_string();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
 /// A plain HTTP/1.1 GET: status line and body.
 pub fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
     let mut stream = std::net::TcpStream::connect(addr).expect("connect to the lobby");
