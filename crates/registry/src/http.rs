@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -164,12 +164,14 @@ async fn post_name(
     name: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let allowed = registry.limit.lock().map(|mut limit| limit.allow(Instant::now(), peer.ip())).unwrap_or(false);
-    if !allowed {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many registrations from this address; wait a minute",
-        ));
+    let verdict =
+        registry.limit.lock().map_or(Err(Duration::from_secs(60)), |mut l| l.check(Instant::now(), peer.ip()));
+    if let Err(wait) = verdict {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let message = format!("too many registrations from this address; try again in {seconds} s");
+        let mut refusal = ApiError::new(StatusCode::TOO_MANY_REQUESTS, message).into_response();
+        refusal.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        return Ok(refusal);
     }
     let raw = path_param(name)?;
     let body = body.map_err(|e| match e.status() {

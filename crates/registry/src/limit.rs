@@ -27,8 +27,13 @@ impl RegistrationLimit {
 
     /// Whether `source` may register now (and if so, counts it).
     pub fn allow(&mut self, now: Instant, source: IpAddr) -> bool {
+        self.check(now, source).is_ok()
+    }
+
+    /// The same, saying how long to wait when refused.
+    pub fn check(&mut self, now: Instant, source: IpAddr) -> Result<(), Duration> {
         if self.per_minute == 0 {
-            return true;
+            return Ok(());
         }
         let interval = Duration::from_secs(60) / self.per_minute;
         let burst = interval * (self.per_minute - 1);
@@ -36,15 +41,16 @@ impl RegistrationLimit {
         if !self.full_at.contains_key(&key) && self.full_at.len() >= MAX_SOURCES {
             self.forget_refilled(now);
             if self.full_at.len() >= MAX_SOURCES {
-                return false;
+                return Err(interval);
             }
         }
         let full_at = self.full_at.get(&key).copied().unwrap_or(now).max(now);
-        if full_at.saturating_duration_since(now) > burst {
-            return false;
+        let ahead = full_at.saturating_duration_since(now);
+        if ahead > burst {
+            return Err(ahead - burst);
         }
         self.full_at.insert(key, full_at + interval);
-        true
+        Ok(())
     }
 
     /// Drops every source whose bucket is full again (it is forgotten).
@@ -90,7 +96,7 @@ mod tests {
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         assert_eq!((0..15).filter(|_| limit.allow(t0, a)).count(), 10);
         assert!(limit.allow(t0, b), "another source has its own bucket");
-        assert!(!limit.allow(t0 + Duration::from_secs(5), a));
+        assert_eq!(limit.check(t0 + Duration::from_secs(5), a), Err(Duration::from_secs(1)), "says how long to wait");
         assert!(limit.allow(t0 + Duration::from_secs(6), a));
         assert!(!limit.allow(t0 + Duration::from_secs(7), a));
     }

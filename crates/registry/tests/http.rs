@@ -216,6 +216,7 @@ fn registrations_are_limited_per_source() {
     let (key, _) = ed25519(3);
     let refused = post_json(r.addr, "/name/user-3", &body(&ed25519_registration(&key, "user-3"))).unwrap();
     assert_error(&refused, 429, "the fourth in a minute");
+    assert_eq!(refused.header("retry-after"), Some("20"), "one registration every 20 s at 3 a minute");
     assert_eq!(get(r.addr, "/name/user-3").unwrap().status, 404);
     // lookups are not limited
     assert!((0..20).all(|_| get(r.addr, "/name/user-0").unwrap().status == 200));
