@@ -43,9 +43,6 @@ pub(crate) struct Proof {
     pub(crate) signature: String,
 }
 
-/// The context prefix of a reachability proof (docs/identity.md): no name can pass for it.
-pub(crate) const REACH_CONTEXT: &str = "tutti-lobby-reach-v1:";
-
 /// What a job did: fields for the ack besides `ok`, and (scaled out) timers it set.
 #[derive(Debug, Default)]
 pub(crate) struct Done {
@@ -166,7 +163,7 @@ impl<A: Adapter> Hub<A> {
         if key.kind() != tutti_registry::KeyKind::Ed25519 {
             return Err(Error::BadProof("the key is not an Ed25519 key"));
         }
-        let message = format!("{REACH_CONTEXT}{challenge}");
+        let message = format!("{}{challenge}", tutti_identity::LOBBY_REACH);
         key.verify_base64(message.as_bytes(), &proof.signature)
             .map_err(|_| Error::BadProof("the signature does not verify"))?;
         let identity = key.addr().hex();
