@@ -92,11 +92,13 @@ sleep 1
 
 results="$out/results.jsonl"
 : >"$results"
-# memory WHEN: the server's VmRSS, VmHWM, RssAnon and RssFile (KiB)
+# memory WHEN: the server's VmRSS, VmHWM, RssAnon and RssFile (KiB) from status, and Pss from smaps_rollup
+# (RssFile counts a page of the mapped database once per connection that maps it; Pss divides it)
 memory() {
-  awk -v when="$1" '/^(VmRSS|VmHWM|RssAnon|RssFile):/ { gsub(":", "", $1); v[$1] = $2 }
-    END { printf "{\"phase\":\"memory\",\"when\":\"%s\",\"r\":{\"vmrss_kib\":%d,\"vmhwm_kib\":%d,\"rss_anon_kib\":%d,\"rss_file_kib\":%d}}\n",
-            when, v["VmRSS"], v["VmHWM"], v["RssAnon"], v["RssFile"] }' "/proc/$server_pid/status" | tee -a "$results"
+  cat "/proc/$server_pid/status" "/proc/$server_pid/smaps_rollup" | awk -v when="$1" '
+    /^(VmRSS|VmHWM|RssAnon|RssFile|Pss):/ { gsub(":", "", $1); v[$1] = $2 }
+    END { printf "{\"phase\":\"memory\",\"when\":\"%s\",\"r\":{\"vmrss_kib\":%d,\"vmhwm_kib\":%d,\"rss_anon_kib\":%d,\"rss_file_kib\":%d,\"pss_kib\":%d}}\n",
+            when, v["VmRSS"], v["VmHWM"], v["RssAnon"], v["RssFile"], v["Pss"] }' | tee -a "$results"
 }
 # phase PHASE ROUND LOADGEN-ARGS...
 phase() {
@@ -168,7 +170,7 @@ print(f'registrations (closed loop, {g["conns"]} connections, {g["ok"]:,} in {g[
 for when in ["started", "after-lookups", "after-registrations"]:
     m = one("memory", "when", when)
     print(f'server memory {when}: VmRSS {m["vmrss_kib"] / 1024:.1f} MiB (anon {m["rss_anon_kib"] / 1024:.1f}, '
-          f'file {m["rss_file_kib"] / 1024:.1f}), VmHWM {m["vmhwm_kib"] / 1024:.1f} MiB')
+          f'file {m["rss_file_kib"] / 1024:.1f}), Pss {m["pss_kib"] / 1024:.1f} MiB, VmHWM {m["vmhwm_kib"] / 1024:.1f} MiB')
 d = one("db")
 print(f'database: {d["db_bytes"] / 1e6:.1f} MB (+ WAL {d["wal_bytes"] / 1e6:.1f} MB) after the registrations')
 ratio = means["name"] / means["floor"]
