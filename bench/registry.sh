@@ -4,7 +4,7 @@
 # thread, plain HTTP/1.1 keep-alive, CONNS connections) pinned to core 1. Loopback only; every phase is
 # bounded in seconds.
 #
-#   bench/registry.sh                     everything (about 4 minutes, plus about 3 for the first fill)
+#   bench/registry.sh                     everything (about 3 minutes, plus about 3 for the first fill)
 #   N=100000 SECS=3 bench/registry.sh     smaller/faster
 #   RT=0 bench/registry.sh                without real-time priority (by default, as root, server and load
 #                                         generator run SCHED_FIFO 50 via chrt, so other work on this
@@ -26,7 +26,7 @@
 #     known entries on core 0, no HTTP) for 3 s each.
 # Every answer is checked (status and body); any other answer counts as an error and fails the run.
 # The filled database is cached under $target/registry-bench-cache/N and copied fresh for every run
-# (the registrations phase adds names), so a second run skips the fill (about 2–3 minutes at 1M).
+# (the registrations phase adds names), so a second run skips the fill (about 2.5 minutes at 1M).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
