@@ -1,5 +1,6 @@
 //! The embedded store: one SQLite file in WAL mode with `synchronous=FULL`. Reads run on the calling
-//! thread over a small pool of read connections (a point lookup in the page cache takes microseconds);
+//! thread over a small pool of read connections that map the file (a point lookup in the page cache takes
+//! microseconds and no `pread`);
 //! writes go to one writer thread that commits whatever registrations are waiting in one transaction
 //! (group commit) and answers each only after that commit.
 
@@ -109,11 +110,18 @@ impl SqliteStore {
     }
 }
 
+/// Every connection maps up to this much of the file read-only (SQLite clamps it to its compile-time
+/// maximum, 2 GiB here): page reads become memory accesses instead of a `pread` each (6.0 instead of
+/// 7.8 µs per lookup at 1M names, docs/perf.md). Writes still go through `write` and `fsync`, and the
+/// file never shrinks (records are never deleted), so a mapped page cannot disappear under a reader.
+const MMAP_BYTES: u64 = 1 << 40;
+
 fn open(path: &Path) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(db_error)?;
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
         .map_err(db_error)?;
+    conn.pragma_update(None, "mmap_size", MMAP_BYTES).map_err(db_error)?;
     Ok(conn)
 }
 
