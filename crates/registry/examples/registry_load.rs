@@ -18,6 +18,10 @@
 //!       COUNT new registrations (fresh Ed25519 keys), signed before the clock starts, POSTed closed
 //!       loop until done or SECS have passed
 //!
+//!   registry_load warm ADDR DIR CONNS SECS SERVER_PID
+//!       every known name and address looked up once, in order (fills the server's answer cache),
+//!       until done or SECS have passed; not a measurement
+//!
 //!   registry_load store - DIR 0 SECS 0
 //!       no HTTP: random `Store::record` lookups of known names straight on DIR's database from this
 //!       thread (run it with the server stopped), for the cost of the SQLite lookup alone
@@ -129,28 +133,28 @@ fn name(i: u64) -> String {
 fn asker(mode: &str, addrs: Rc<Vec<String>>) -> impl Fn(&mut Rng) -> Ask {
     let n = addrs.len() as u64;
     let mode = mode.to_owned();
-    move |rng| {
-        let i = rng.below(n);
-        match mode.as_str() {
-            "floor" => {
-                Ask::get(&format!("/nothing/{}", name(i)), 404, Expect::Exactly(br#"{"error":"not found"}"#.to_vec()))
-            }
-            "name" => Ask::get(
-                &format!("/name/{}", name(i)),
-                200,
-                Expect::StartsWith(format!(r#"{{"name":"{}","addr":"{}""#, name(i), addrs[i as usize]).into_bytes()),
-            ),
-            "addr" => Ask::get(
-                &format!("/addr/{}", addrs[i as usize]),
-                200,
-                Expect::Exactly(format!(r#"{{"name":"{}"}}"#, name(i)).into_bytes()),
-            ),
-            // same length and shape as a known name; never registered (fill names start with user-)
-            _ => Ask::get(
-                &format!("/name/nope-{i:07}"),
-                404,
-                Expect::Exactly(br#"{"error":"name not registred"}"#.to_vec()),
-            ),
+    move |rng| ask_for(&mode, &addrs, rng.below(n))
+}
+
+/// The request of kind `mode` about entry `i`, with the answer it must get.
+fn ask_for(mode: &str, addrs: &[String], i: u64) -> Ask {
+    match mode {
+        "floor" => {
+            Ask::get(&format!("/nothing/{}", name(i)), 404, Expect::Exactly(br#"{"error":"not found"}"#.to_vec()))
+        }
+        "name" => Ask::get(
+            &format!("/name/{}", name(i)),
+            200,
+            Expect::StartsWith(format!(r#"{{"name":"{}","addr":"{}""#, name(i), addrs[i as usize]).into_bytes()),
+        ),
+        "addr" => Ask::get(
+            &format!("/addr/{}", addrs[i as usize]),
+            200,
+            Expect::Exactly(format!(r#"{{"name":"{}"}}"#, name(i)).into_bytes()),
+        ),
+        // same length and shape as a known name; never registered (fill names start with user-)
+        _ => {
+            Ask::get(&format!("/name/nope-{i:07}"), 404, Expect::Exactly(br#"{"error":"name not registred"}"#.to_vec()))
         }
     }
 }
@@ -302,6 +306,39 @@ async fn closed(run: &Run, mode: &str, addrs: Rc<Vec<String>>) -> serde_json::Va
     }
     let tally = std::mem::take(&mut *tally.borrow_mut());
     merge(json!({ "mode": mode, "conns": run.conns, "secs": secs }), [tally.report(secs), cpu])
+}
+
+/// Every name and address once, in order, over all connections: the server's answer cache filled.
+async fn warm(run: &Run, addrs: Rc<Vec<String>>) -> serde_json::Value {
+    let next = Rc::new(Cell::new(0u64));
+    let tally = Rc::new(RefCell::new(Tally::default()));
+    let deadline = Instant::now() + Duration::from_secs_f64(run.secs);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for mut conn in connect_all(run).await {
+        let (next, tally, addrs) = (next.clone(), tally.clone(), addrs.clone());
+        tasks.push(tokio::task::spawn_local(async move {
+            loop {
+                let i = next.get();
+                if i >= addrs.len() as u64 || Instant::now() > deadline {
+                    break;
+                }
+                next.set(i + 1);
+                for kind in ["name", "addr"] {
+                    let a = ask_for(kind, &addrs, i);
+                    let sent = Instant::now();
+                    let result = conn.exchange(&a.request).await;
+                    tally.borrow_mut().answer(&a, result, sent.elapsed());
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let tally = std::mem::take(&mut *tally.borrow_mut());
+    merge(json!({ "mode": "warm", "conns": run.conns, "secs": secs, "entries": next.get() }), [tally.report(secs)])
 }
 
 /// Open loop at `rate` name lookups a second, handed to whichever connection is idle; latency from the
@@ -574,6 +611,7 @@ fn main() {
     let result = tokio::task::LocalSet::new().block_on(&runtime, async {
         match mode.as_str() {
             "floor" | "name" | "addr" | "unknown" => closed(&run, &mode, addrs()).await,
+            "warm" => warm(&run, addrs()).await,
             "rate" | "rate-floor" => open(&run, &mode, extra, addrs()).await,
             "register" => register(&run, extra as u64).await,
             "store" => store(&args[2], run.secs, addrs()).await,

@@ -2,6 +2,7 @@
 //! clients expect them, with every refusal a 4xx and a JSON `{"error": …}` and nothing written. Keeps no
 //! trace of who asked: the only per-source state is the registration limit's buckets in memory.
 
+use crate::cache::AnswerCache;
 use crate::limit::RegistrationLimit;
 use crate::registration::{verify, Decision, NameAnswer, RegistrationBody};
 use crate::store::Store;
@@ -26,12 +27,23 @@ pub const MAX_BODY: usize = 16 * 1024;
 pub struct Registry {
     store: Store,
     limit: Mutex<RegistrationLimit>,
+    answers: AnswerCache,
 }
 
 impl Registry {
-    /// Handlers over `store`, with `per_minute` registrations a minute per source (0: no limit).
-    pub fn new(store: Store, per_minute: u32) -> Self {
-        Registry { store, limit: Mutex::new(RegistrationLimit::new(per_minute)) }
+    /// Handlers over `store`, with `per_minute` registrations a minute per source (0: no limit) and
+    /// up to `cache_bytes` of answers for registered names and addresses kept in memory (0: none).
+    pub fn new(store: Store, per_minute: u32, cache_bytes: usize) -> Self {
+        Registry {
+            store,
+            limit: Mutex::new(RegistrationLimit::new(per_minute)),
+            answers: AnswerCache::new(cache_bytes),
+        }
+    }
+
+    /// Bytes and entries in the answer cache.
+    pub fn cache_usage(&self) -> (usize, usize) {
+        self.answers.usage()
     }
 
     /// The store.
@@ -126,9 +138,25 @@ fn store_failed(e: crate::StoreError) -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the registry's database is unavailable; try again later")
 }
 
+/// A JSON answer from bytes made earlier.
+fn json_bytes(answer: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], answer).into_response()
+}
+
+fn to_bytes(value: &impl serde::Serialize) -> Bytes {
+    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
+}
+
 async fn get_name(State(registry): State<Arc<Registry>>, name: Result<Path<String>, PathRejection>) -> Answer {
-    let record = lookup(&registry, &path_param(name)?).await?;
-    Ok(Json(NameAnswer::from(&record)).into_response())
+    let name = Name::lookup(&path_param(name)?).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    let key = format!("n{name}");
+    if let Some(answer) = registry.answers.get(&key) {
+        return Ok(json_bytes(answer));
+    }
+    let record = lookup(&registry, name.as_str()).await?;
+    let answer = to_bytes(&NameAnswer::from(&record));
+    registry.answers.insert(&key, answer.clone());
+    Ok(json_bytes(answer))
 }
 
 async fn get_field(
@@ -151,8 +179,16 @@ async fn get_field(
 async fn get_addr(State(registry): State<Arc<Registry>>, addr: Result<Path<String>, PathRejection>) -> Answer {
     let addr = Addr::parse(&path_param(addr)?)
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid address: give 0x and 40 hexadecimal digits"))?;
+    let key = format!("a{}", addr.hex());
+    if let Some(answer) = registry.answers.get(&key) {
+        return Ok(json_bytes(answer));
+    }
     match registry.store.name_of(&addr).await {
-        Ok(Some(name)) => Ok(Json(json!({ "name": name.as_str() })).into_response()),
+        Ok(Some(name)) => {
+            let answer = to_bytes(&json!({ "name": name.as_str() }));
+            registry.answers.insert(&key, answer.clone());
+            Ok(json_bytes(answer))
+        }
         Ok(None) => Err(ApiError::new(StatusCode::NOT_FOUND, "address not registered")),
         Err(e) => Err(store_failed(e)),
     }

@@ -3,6 +3,7 @@
 //! in [`name`], [`key`] and [`registration`]; [`store`] keeps records in SQLite or PostgreSQL with a
 //! durable commit before every success; [`http`] and [`server`] are the axum shell.
 
+pub mod cache;
 pub mod http;
 pub mod key;
 pub mod limit;
@@ -22,5 +23,5 @@ pub use name::{Addr, Name, NameError};
 pub use registration::{
     decide, sign_ed25519, verify, verify_answer, AnswerError, Decision, NameAnswer, Record, Refusal, RegistrationBody,
 };
-pub use server::{Error, RegistryConfig, RegistryServer, DEFAULT_REGISTRATIONS_PER_MINUTE};
+pub use server::{Error, RegistryConfig, RegistryServer, DEFAULT_CACHE_MB, DEFAULT_REGISTRATIONS_PER_MINUTE};
 pub use store::{Store, StoreConfig, StoreError};

@@ -19,10 +19,14 @@ pub struct RegistryConfig {
     pub log_requests: bool,
     /// Registrations a minute per source address (IPv6: per /64); 0 for no limit.
     pub registrations_per_minute: u32,
+    /// Bytes of answers for registered names and addresses kept in memory; 0 for none.
+    pub cache_bytes: usize,
 }
 
 /// The default per-source registration limit.
 pub const DEFAULT_REGISTRATIONS_PER_MINUTE: u32 = 10;
+/// The default size of the answer cache, MiB.
+pub const DEFAULT_CACHE_MB: usize = 64;
 
 /// Why the server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +63,7 @@ impl RegistryServer {
             .map_err(|source| Error::Bind { addr: config.listen, source })?;
         Ok(RegistryServer {
             listener,
-            registry: Arc::new(Registry::new(store, config.registrations_per_minute)),
+            registry: Arc::new(Registry::new(store, config.registrations_per_minute, config.cache_bytes)),
             log_requests: config.log_requests,
         })
     }

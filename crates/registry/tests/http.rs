@@ -28,6 +28,7 @@ fn start(tag: &str, per_minute: u32) -> Running {
         store: StoreConfig::Sqlite(dir.clone()),
         log_requests: false,
         registrations_per_minute: per_minute,
+        cache_bytes: 1 << 20,
     };
     let server = runtime.block_on(RegistryServer::bind(&config)).unwrap();
     let addr = server.local_addr().unwrap();
@@ -75,6 +76,8 @@ fn jami_routes_status_codes_and_bodies() {
 
     let unknown = get(r.addr, "/name/nobody").unwrap();
     assert_eq!((unknown.status, unknown.json()), (404, json!({"error": "name not registred"})));
+    // a second read comes from the answer cache, byte for byte the same
+    assert_eq!(get(r.addr, "/name/alice").unwrap().body, answer.body);
     assert_error(&get(r.addr, "/name/nobody/owner").unwrap(), 404, "unknown name's owner");
     let unknown_addr = get(r.addr, &format!("/addr/{}", test_keys::RSA_ADDRS[1])).unwrap();
     assert_eq!((unknown_addr.status, unknown_addr.json()), (404, json!({"error": "address not registered"})));
@@ -198,8 +201,10 @@ fn hostile_requests_get_a_4xx_and_change_nothing() {
     assert_eq!(get(r.addr, "/name/alice").unwrap(), before, "alice is unchanged");
     assert_eq!(get(r.addr, "/name/bob").unwrap().status, 404, "nothing was written for bob");
     assert_eq!(get(r.addr, &format!("/addr/{bob_addr}")).unwrap().status, 404);
-    // and bob can still register properly afterwards
+    // and bob can still register properly afterwards: his earlier 404s were not kept
     assert_eq!(post_json(r.addr, "/name/bob", &good).unwrap().status, 200);
+    assert_eq!(get(r.addr, "/name/bob").unwrap().status, 200);
+    assert_eq!(get(r.addr, &format!("/addr/{bob_addr}")).unwrap().json(), json!({"name": "bob"}));
 }
 
 #[test]

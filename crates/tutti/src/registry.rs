@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use tutti_registry::{RegistryConfig, RegistryServer, StoreConfig, DEFAULT_REGISTRATIONS_PER_MINUTE};
+use tutti_registry::{RegistryConfig, RegistryServer, StoreConfig, DEFAULT_CACHE_MB, DEFAULT_REGISTRATIONS_PER_MINUTE};
 
 /// Command-line flags of `tutti registry`. Every value flag can also be set in the `[registry]` table of
 /// the `--config` file, under its long name with `_` for `-`.
@@ -36,6 +36,10 @@ pub struct Args {
     /// Registrations a minute per source address (IPv6: per /64 prefix); 0 for no limit [default: 10].
     #[arg(long, value_name = "N")]
     pub registrations_per_minute: Option<u32>,
+    /// MiB of answers for registered names and addresses kept in memory (names are final, so a kept
+    /// answer never turns wrong); 0 for none [default: 64].
+    #[arg(long, value_name = "MIB")]
+    pub cache_mb: Option<usize>,
 }
 
 /// The `[registry]` table of the configuration file.
@@ -47,6 +51,7 @@ struct FileRegistry {
     database_url: Option<String>,
     log_requests: Option<bool>,
     registrations_per_minute: Option<u32>,
+    cache_mb: Option<usize>,
 }
 
 impl Args {
@@ -70,6 +75,10 @@ impl Args {
         } else {
             StoreConfig::Sqlite(crate::config_file::data_dir("registry").context("pass --data-dir")?.0)
         };
+        let cache_mb = self.cache_mb.or(file.cache_mb).unwrap_or(DEFAULT_CACHE_MB);
+        if cache_mb > 1 << 20 {
+            bail!("--cache-mb {cache_mb}: give at most 1048576 (1 TiB)");
+        }
         Ok(RegistryConfig {
             listen: self.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8090))),
             store,
@@ -78,6 +87,7 @@ impl Args {
                 .registrations_per_minute
                 .or(file.registrations_per_minute)
                 .unwrap_or(DEFAULT_REGISTRATIONS_PER_MINUTE),
+            cache_bytes: cache_mb.saturating_mul(1 << 20),
         })
     }
 }
@@ -124,6 +134,7 @@ mod tests {
         assert_eq!(config.store, StoreConfig::Sqlite("/tmp/x".into()));
         assert!(!config.log_requests);
         assert_eq!(config.registrations_per_minute, 10);
+        assert_eq!(config.cache_bytes, 64 << 20);
     }
 
     #[test]
@@ -133,7 +144,7 @@ mod tests {
         let file = dir.join("tutti.toml");
         std::fs::write(
             &file,
-            "[registry]\nlisten = \"127.0.0.1:9000\"\ndatabase_url = \"postgres://a@127.0.0.1/db\"\nlog_requests = true\nregistrations_per_minute = 3\n",
+            "[registry]\nlisten = \"127.0.0.1:9000\"\ndatabase_url = \"postgres://a@127.0.0.1/db\"\nlog_requests = true\nregistrations_per_minute = 3\ncache_mb = 0\n",
         )
         .unwrap();
         let path = file.to_str().unwrap();
@@ -142,6 +153,7 @@ mod tests {
         assert_eq!(config.store, StoreConfig::Postgres("postgres://a@127.0.0.1/db".into()));
         assert!(config.log_requests);
         assert_eq!(config.registrations_per_minute, 3);
+        assert_eq!(config.cache_bytes, 0);
         let config = settings(&["--config", path, "--data-dir", "/tmp/y", "--registrations-per-minute", "0"]).unwrap();
         assert_eq!(config.store, StoreConfig::Sqlite("/tmp/y".into()));
         assert_eq!(config.registrations_per_minute, 0);
