@@ -8,8 +8,8 @@ use crate::registration::{verify, Decision, NameAnswer, RegistrationBody};
 use crate::store::Store;
 use crate::{Addr, Name, Record};
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, Request, State};
+use axum::extract::rejection::{BytesRejection, PathRejection, RawPathParamsRejection};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, RawPathParams, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -147,15 +147,43 @@ fn to_bytes(value: &impl serde::Serialize) -> Bytes {
     Bytes::from(serde_json::to_vec(value).unwrap_or_default())
 }
 
-async fn get_name(State(registry): State<Arc<Registry>>, name: Result<Path<String>, PathRejection>) -> Answer {
-    let name = Name::lookup(&path_param(name)?).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
-    let key = format!("n{name}");
-    if let Some(answer) = registry.answers.get(&key) {
+/// The answer cache's key for a name as a lookup gives it (`n` + the name, ASCII-lowercased), built on
+/// the stack; None when the text is not a valid name (the slow path then says why).
+fn name_key(text: &str) -> Option<([u8; 40], usize)> {
+    let mut key = [0u8; 40];
+    key[0] = b'n';
+    if !crate::name::NAME_LEN.contains(&text.len()) {
+        return None;
+    }
+    for (slot, byte) in key[1..].iter_mut().zip(text.bytes()) {
+        let byte = byte.to_ascii_lowercase();
+        if !(byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-' || byte == b'_') {
+            return None;
+        }
+        *slot = byte;
+    }
+    Some((key, text.len() + 1))
+}
+
+async fn get_name(
+    State(registry): State<Arc<Registry>>,
+    params: Result<RawPathParams, RawPathParamsRejection>,
+) -> Answer {
+    let params = params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad path: {}", e.body_text())))?;
+    let raw = params.iter().next().map_or("", |(_, value)| value);
+    let Some((key, len)) = name_key(raw) else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            Name::lookup(raw).err().unwrap_or(crate::NameError::InvalidName),
+        ));
+    };
+    let key = std::str::from_utf8(&key[..len]).unwrap_or("");
+    if let Some(answer) = registry.answers.get(key) {
         return Ok(json_bytes(answer));
     }
-    let record = lookup(&registry, name.as_str()).await?;
+    let record = lookup(&registry, raw).await?;
     let answer = to_bytes(&NameAnswer::from(&record));
-    registry.answers.insert(&key, answer.clone());
+    registry.answers.insert(key, answer.clone());
     Ok(json_bytes(answer))
 }
 
