@@ -7,10 +7,12 @@ pub mod credentials;
 pub mod policy;
 pub mod server;
 pub mod shell;
+pub mod stats;
 pub mod stun;
 
 pub use credentials::{rest_credentials, CredentialError};
 pub use policy::{IpRange, PeerPolicy};
-pub use server::{ClientKey, Config, Event, Refusal, RelayId, Server, Stats, Transmit, Transport, Via};
+pub use server::{ClientKey, Config, Event, RelayId, Server, Transmit, Transport, Via};
 pub use shell::{random_nonce_key, unix_now, ShellConfig, TurnError, TurnRelay};
+pub use stats::{Refusal, Stats};
 pub use stun::DecodeError;
