@@ -3,6 +3,7 @@
 //! state machine ([`server`]) are sans-IO, with time as an input; [`shell`] runs them on mio sockets.
 
 pub mod allocation;
+pub mod batch;
 pub mod credentials;
 pub mod policy;
 pub mod server;

@@ -2,6 +2,7 @@
 //! connections and every relay socket, feeding [`Server`] with the clock and sending what it returns.
 //! No protocol decisions here; nothing about a client or peer is logged.
 
+use crate::batch::{RecvBatch, SendQueue, BATCH};
 use crate::server::{ClientKey, Event, RelayId, Server, Stats, Transport, Via};
 use crate::stun;
 use mio::net::{TcpListener, TcpStream, UdpSocket};
@@ -9,6 +10,7 @@ use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -55,6 +57,8 @@ pub struct TurnRelay {
     poll: Poll,
     server: Server,
     udp: Vec<(SocketAddr, UdpSocket)>,
+    /// Datagrams to clients queued per UDP listener, sent in one call per poll round.
+    udp_out: Vec<SendQueue>,
     tcp: Vec<TcpListener>,
     connections: HashMap<usize, Connection>,
     by_peer: HashMap<(SocketAddr, SocketAddr), usize>,
@@ -89,6 +93,7 @@ impl TurnRelay {
         Ok(TurnRelay {
             poll,
             server,
+            udp_out: udp.iter().map(|_| SendQueue::default()).collect(),
             udp,
             tcp,
             connections: HashMap::new(),
@@ -112,7 +117,7 @@ impl TurnRelay {
     /// Serves until `stop` is set (checked at least every 250 ms).
     pub fn run(mut self, stop: &AtomicBool) -> Result<(), TurnError> {
         let mut events = Events::with_capacity(1024);
-        let mut buf = vec![0u8; 65536];
+        let mut batch = RecvBatch::default();
         let mut published = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
@@ -129,19 +134,21 @@ impl TurnRelay {
             for event in events.iter() {
                 let token = event.token().0;
                 if token >= RELAY_BASE {
-                    self.relay_readable(RelayId((token - RELAY_BASE) as u32), &mut buf);
+                    self.relay_readable(RelayId((token - RELAY_BASE) as u32), &mut batch);
                 } else if token >= TCP_CONN_BASE {
                     self.connection_ready(token, event.is_readable(), event.is_writable());
                 } else if token >= TCP_LISTENER_BASE {
                     self.accept(token - TCP_LISTENER_BASE)?;
                 } else {
-                    self.udp_readable(token, &mut buf);
+                    self.udp_readable(token, &mut batch);
                 }
             }
+            self.flush_udp();
             let now = Instant::now();
             if self.server.poll_timeout().is_some_and(|t| t <= now) {
                 self.server.handle_timeout(now);
                 self.drive(now);
+                self.flush_udp();
             }
             if now.duration_since(published) > Duration::from_millis(500) {
                 published = now;
@@ -154,32 +161,65 @@ impl TurnRelay {
         Ok(())
     }
 
-    fn udp_readable(&mut self, index: usize, buf: &mut [u8]) {
+    fn udp_readable(&mut self, index: usize, batch: &mut RecvBatch) {
+        let mut errors = 0;
         loop {
             let Some((local, socket)) = self.udp.get(index) else { return };
-            let (n, from) = match socket.recv_from(buf) {
-                Ok(r) => r,
+            let local = *local;
+            let n = match batch.recv(socket.as_raw_fd()) {
+                Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => continue,
+                Err(_) if errors < 64 => {
+                    errors += 1;
+                    continue;
+                }
+                Err(_) => return,
             };
-            let key = ClientKey { transport: Transport::Udp, client: from, server: *local };
             let now = Instant::now();
-            self.server.handle_client(now, key, buf.get(..n).unwrap_or(&[]));
-            self.drive(now);
+            for i in 0..n {
+                let Some((bytes, from)) = batch.get(i) else { continue };
+                let key = ClientKey { transport: Transport::Udp, client: from, server: local };
+                self.server.handle_client(now, key, bytes);
+                self.drive(now);
+            }
+            if n < BATCH {
+                return; // drained: the next datagram raises a new edge
+            }
         }
     }
 
-    fn relay_readable(&mut self, relay: RelayId, buf: &mut [u8]) {
+    fn relay_readable(&mut self, relay: RelayId, batch: &mut RecvBatch) {
+        let mut errors = 0;
         loop {
             let Some(Some(socket)) = self.relays.get(relay.0 as usize) else { return };
-            let (n, from) = match socket.recv_from(buf) {
-                Ok(r) => r,
+            let n = match batch.recv(socket.as_raw_fd()) {
+                Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => continue,
+                Err(_) if errors < 64 => {
+                    errors += 1;
+                    continue;
+                }
+                Err(_) => return,
             };
             let now = Instant::now();
-            self.server.handle_peer(now, relay, from, buf.get(..n).unwrap_or(&[]));
-            self.drive(now);
+            for i in 0..n {
+                let Some((bytes, from)) = batch.get(i) else { continue };
+                self.server.handle_peer(now, relay, from, bytes);
+                self.drive(now);
+            }
+            if n < BATCH {
+                return;
+            }
+        }
+    }
+
+    /// Sends the datagrams queued for clients.
+    fn flush_udp(&mut self) {
+        for ((_, socket), queue) in self.udp.iter().zip(self.udp_out.iter_mut()) {
+            if !queue.is_empty() {
+                let server = &mut self.server;
+                queue.flush(socket.as_raw_fd(), |bytes| server.recycle(bytes));
+            }
         }
     }
 
@@ -264,8 +304,7 @@ impl TurnRelay {
             let mut busy = false;
             while let Some(t) = self.server.poll_transmit() {
                 busy = true;
-                self.send(t.via, t.to, &t.bytes);
-                self.server.recycle(t.bytes);
+                self.send(t.via, t.to, t.bytes);
             }
             while let Some(event) = self.server.poll_event() {
                 busy = true;
@@ -300,17 +339,24 @@ impl TurnRelay {
         Ok(())
     }
 
-    fn send(&mut self, via: Via, to: SocketAddr, bytes: &[u8]) {
+    fn send(&mut self, via: Via, to: SocketAddr, bytes: Vec<u8>) {
         match via {
             Via::Relay(relay) => {
                 if let Some(Some(socket)) = self.relays.get(relay.0 as usize) {
-                    let _ = socket.send_to(bytes, to);
+                    let _ = socket.send_to(&bytes, to);
                 }
             }
             Via::Client(key) if key.transport == Transport::Udp => {
-                if let Some((_, socket)) = self.udp.iter().find(|(local, _)| *local == key.server) {
-                    let _ = socket.send_to(bytes, to);
+                let Some(index) = self.udp.iter().position(|(local, _)| *local == key.server) else { return };
+                let (Some((_, socket)), Some(queue)) = (self.udp.get(index), self.udp_out.get_mut(index)) else {
+                    return;
+                };
+                queue.push(to, bytes);
+                if queue.len() >= 64 {
+                    let server = &mut self.server;
+                    queue.flush(socket.as_raw_fd(), |bytes| server.recycle(bytes));
                 }
+                return;
             }
             Via::Client(key) => {
                 let Some(id) = self.by_peer.get(&(key.client, key.server)).copied() else { return };
@@ -318,12 +364,13 @@ impl TurnRelay {
                 if c.outbox.len() + bytes.len() > TCP_QUEUE_LIMIT {
                     return;
                 }
-                c.outbox.extend_from_slice(bytes);
+                c.outbox.extend_from_slice(&bytes);
                 if flush_stream(c) {
                     self.close_connection(id);
                 }
             }
         }
+        self.server.recycle(bytes);
     }
 }
 
