@@ -134,6 +134,9 @@ impl Args {
                 None => vec![default_route_ip()?],
             };
         }
+        if relay_ips.iter().any(IpAddr::is_unspecified) {
+            bail!("--relay-ip: give the address peers reach (not 0.0.0.0 or ::)");
+        }
         if relay_ips.iter().filter(|ip| ip.is_ipv4()).count() > 1
             || relay_ips.iter().filter(|ip| ip.is_ipv6()).count() > 1
         {
