@@ -21,6 +21,8 @@ const TCP_CONN_BASE: usize = 1 << 20;
 const RELAY_BASE: usize = 1 << 32;
 /// Bytes queued for one TCP client at most; past that its frames are dropped.
 const TCP_QUEUE_LIMIT: usize = 1 << 20;
+/// TCP connections at once; further ones are closed as soon as accepted.
+const MAX_TCP_CONNECTIONS: usize = 4096;
 /// Socket buffers of the listeners (the kernel caps them at net.core.[rw]mem_max).
 const LISTENER_BUFFER: usize = 4 << 20;
 
@@ -231,6 +233,9 @@ impl TurnRelay {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(_) => return Ok(()),
             };
+            if self.connections.len() >= MAX_TCP_CONNECTIONS {
+                continue; // dropped: closed at once
+            }
             let Ok(server) = stream.local_addr() else { continue };
             let _ = stream.set_nodelay(true);
             let id = TCP_CONN_BASE + self.next_connection;
