@@ -329,6 +329,59 @@ fn unknown_required_attributes_and_transports_are_refused() {
     assert_eq!(e.ask(&mut server, t0, &v6), 440, "no IPv6 relay address");
 }
 
+#[test]
+fn ipv6_relays_tcp_padding_and_even_port_reservations() {
+    let t0 = Instant::now();
+    let mut config = config();
+    config.relay_ips.push("2001:db8::1".parse().unwrap());
+    config.min_port = 50001;
+    let mut server = Server::new(config, t0, UNIX);
+    let mut c = Client::new(5000, "alice", 7200);
+    c.key.transport = Transport::Tcp;
+    assert_eq!(c.allocate(&mut server, t0), 0);
+    let mut v6 = Client::new(5001, "bob", 7200);
+    v6.nonce = c.nonce.clone();
+    let request = v6.request(stun::ALLOCATE, |w| {
+        w.attr(stun::REQUESTED_TRANSPORT, &[17, 0, 0, 0]).attr(stun::REQUESTED_ADDRESS_FAMILY, &[2, 0, 0, 0])
+    });
+    server.handle_client(t0, v6.key, &request);
+    let Some(Event::OpenRelay { addr, .. }) = server.poll_event() else { panic!("a relay to open") };
+    assert_eq!(addr.ip(), "2001:db8::1".parse::<IpAddr>().unwrap());
+    open_relays(&mut server, t0);
+    while server.poll_transmit().is_some() {}
+    // A TCP client's ChannelData is padded to a multiple of 4 bytes.
+    assert_eq!(c.bind(&mut server, t0, 0x4000, peer()), 0);
+    server.handle_peer(t0, RelayId(0), peer(), &[1, 2, 3, 4, 5]);
+    let frame = to_client(&mut server).pop().unwrap();
+    assert_eq!(frame.len(), 12);
+    assert_eq!(stun::parse_channel_data(&frame).unwrap(), (0x4000, &[1u8, 2, 3, 4, 5][..]));
+    // EVEN-PORT with the R bit: an even port, and a token for the next one.
+    let mut even = Client::new(5002, "carol", 7200);
+    even.nonce = c.nonce.clone();
+    let request = even
+        .request(stun::ALLOCATE, |w| w.attr(stun::REQUESTED_TRANSPORT, &[17, 0, 0, 0]).attr(stun::EVEN_PORT, &[0x80]));
+    server.handle_client(t0, even.key, &request);
+    let Some(Event::OpenRelay { relay, addr }) = server.poll_event() else { panic!("a relay to open") };
+    assert_eq!(addr.port() % 2, 0);
+    server.relay_opened(t0, relay, true);
+    let answer = to_client(&mut server).pop().unwrap();
+    let token = Message::parse(&answer).unwrap().get(stun::RESERVATION_TOKEN).unwrap().to_vec();
+    let mut odd = Client::new(5003, "carol", 7200);
+    odd.nonce = c.nonce.clone();
+    let request = odd.request(stun::ALLOCATE, |w| {
+        w.attr(stun::REQUESTED_TRANSPORT, &[17, 0, 0, 0]).attr(stun::RESERVATION_TOKEN, &token)
+    });
+    server.handle_client(t0, odd.key, &request);
+    let Some(Event::OpenRelay { addr: next, .. }) = server.poll_event() else { panic!("a relay to open") };
+    assert_eq!(next.port(), addr.port() + 1);
+    let mut again = Client::new(5004, "carol", 7200);
+    again.nonce = c.nonce.clone();
+    let request = again.request(stun::ALLOCATE, |w| {
+        w.attr(stun::REQUESTED_TRANSPORT, &[17, 0, 0, 0]).attr(stun::RESERVATION_TOKEN, &token)
+    });
+    assert_eq!(again.ask(&mut server, t0, &request), 508, "a token is good once");
+}
+
 fn signed_requests() -> Vec<Vec<u8>> {
     let mut c = Client::new(5000, "alice", 7200);
     vec![
