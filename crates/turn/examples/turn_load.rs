@@ -11,7 +11,9 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
+use tutti_turn::batch::{RecvBatch, SendQueue, BATCH};
 use tutti_turn::credentials::{long_term_key, rest_credentials};
 use tutti_turn::stun::{self, Class, Message, Writer};
 
@@ -115,7 +117,8 @@ fn traffic(
     let measure_at = start + WARMUP;
     let end = measure_at + Duration::from_secs_f64(secs);
     let mut events = Events::with_capacity(1024);
-    let mut buf = [0u8; 2048];
+    let mut batch = RecvBatch::default();
+    let mut echo = SendQueue::default();
     let mut frame = Vec::with_capacity(PAYLOAD + 4);
     let mut w = Window { sent: 0, peer_rx: 0, client_rx: 0, rtts: Vec::new(), cpu_s: 0.0 };
     let mut sends: u64 = 0;
@@ -158,39 +161,42 @@ fn traffic(
         for event in events.iter() {
             let token = event.token().0;
             if token == n {
+                // The echo peer: every datagram goes back to the relay it came from, in one sendmmsg per batch.
                 loop {
-                    match peer.recv_from(&mut buf) {
-                        Ok((len, from)) => {
+                    let got = batch.recv(peer.as_raw_fd()).unwrap_or(0);
+                    for i in 0..got {
+                        if let Some((data, from)) = batch.get(i) {
                             if measuring {
                                 w.peer_rx += 1;
                             }
-                            let _ = peer.send_to(buf.get(..len).unwrap_or(&[]), from);
+                            echo.push(from, data.to_vec());
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(_) => break,
+                    }
+                    echo.flush(peer.as_raw_fd(), drop);
+                    if got < BATCH {
+                        break;
                     }
                 }
                 continue;
             }
             let Some(c) = clients.get(token) else { continue };
             loop {
-                match c.recv(&mut buf) {
-                    Ok(len) => {
-                        let data = buf.get(..len).unwrap_or(&[]);
-                        let payload =
-                            if direct { Some(data) } else { stun::parse_channel_data(data).ok().map(|(_, d)| d) };
-                        let Some(stamp) = payload.and_then(|p| p.get(..9)) else { continue };
-                        if measuring && stamp[8] == 1 {
-                            w.client_rx += 1;
-                            let mut t = [0u8; 8];
-                            t.copy_from_slice(&stamp[..8]);
-                            let sent = Duration::from_nanos(u64::from_be_bytes(t));
-                            let rtt = Instant::now().duration_since(start).saturating_sub(sent);
-                            w.rtts.push(u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX));
-                        }
+                let got = batch.recv(c.as_raw_fd()).unwrap_or(0);
+                let arrived = Instant::now().duration_since(start);
+                for i in 0..got {
+                    let Some((data, _)) = batch.get(i) else { continue };
+                    let payload = if direct { Some(data) } else { stun::parse_channel_data(data).ok().map(|(_, d)| d) };
+                    let Some(stamp) = payload.and_then(|p| p.get(..9)) else { continue };
+                    if measuring && stamp[8] == 1 {
+                        w.client_rx += 1;
+                        let mut t = [0u8; 8];
+                        t.copy_from_slice(&stamp[..8]);
+                        let rtt = arrived.saturating_sub(Duration::from_nanos(u64::from_be_bytes(t)));
+                        w.rtts.push(u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX));
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(_) => break,
+                }
+                if got < BATCH {
+                    break;
                 }
             }
         }
