@@ -30,7 +30,7 @@ const LISTENER_BUFFER: usize = 4 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum TurnError {
     #[error(
-        "cannot listen on {addr} ({transport}): {source}; another server may hold the port: pass --listening-port"
+        "cannot listen on {addr} ({transport}) (another server may hold the port: stop it or pass --listening-port)"
     )]
     Listen { addr: SocketAddr, transport: &'static str, source: io::Error },
     #[error("the operating system gave no random bytes: {0}")]
