@@ -27,6 +27,7 @@ REALM=bench.test
 target=${CARGO_TARGET_DIR:-target}
 out=${OUT:-$target/turn-bench}
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 
 command -v turnserver >/dev/null || { echo "turn.sh: turnserver (coturn) is missing: run ./scripts/test.sh" >&2; exit 1; }
 cargo build --release --locked -q -p tutti
@@ -113,6 +114,12 @@ for p in phases:
         print(f'{p:<10} {s:<10} {r["relayed_per_s"]:>10.0f} {r["loss"]:>8.4f} {r["server_cpu_share"]:>9.3f} '
               f'{r["packets_per_cpu_s"]:>11.0f} {r["cpu_us_per_packet"]:>7.2f} {r["rtt_p50_us"]:>8} {r["rtt_p99_us"]:>8} '
               f'{r["bytes_per_allocation"]:>8.0f}')
+    d = by.get(("direct", p))
+    for s in ["tutti", "coturn", "coturn-1t"]:
+        r = by.get((s, p))
+        if r and d:
+            print(f'{p:<10} {s:<10} added latency (RTT minus direct RTT, two relay passes): '
+                  f'p50 {r["rtt_p50_us"] - d["rtt_p50_us"]} µs, p99 {r["rtt_p99_us"] - d["rtt_p99_us"]} µs')
     t = by.get(("tutti", p))
     for anchor in ["coturn", "coturn-1t"]:
         c = by.get((anchor, p))
