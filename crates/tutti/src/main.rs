@@ -16,6 +16,7 @@ mod metrics;
 mod registry;
 mod server;
 mod sound_card;
+mod turn;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -46,6 +47,8 @@ enum Command {
     Id(id::Args),
     /// Run a name registry that Jami clients and tutti identities register public names with.
     Registry(registry::Args),
+    /// Run a TURN relay (RFC 8656, coturn's flags and REST credentials) that refuses internal peers.
+    Turn(turn::Args),
 }
 
 /// Diagnostics on stderr, filtered by `RUST_LOG` (default: warnings and tutti's own info lines).
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         Command::Registry(args) => registry::run(&args),
         Command::Id(args) => id::run(&args),
         Command::Client(args) => client::run(&args),
+        Command::Turn(args) => turn::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
