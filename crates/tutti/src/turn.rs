@@ -99,11 +99,6 @@ struct FileTurn {
     no_tcp: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct File {
-    turn: Option<FileTurn>,
-}
-
 /// Everything `tutti turn` runs with.
 #[derive(Debug)]
 pub struct Settings {
@@ -116,7 +111,7 @@ impl Args {
     /// Merges the flags over the configuration file over the defaults, and checks every value.
     pub fn settings(&self) -> anyhow::Result<Settings> {
         let file = match &self.config {
-            Some(path) => read_file(path)?,
+            Some(path) => crate::config_file::table(path, "turn")?,
             None => FileTurn::default(),
         };
         let port = self.listening_port.or(file.listening_port).unwrap_or(3478);
@@ -202,14 +197,6 @@ fn read_secret(path: &Path) -> anyhow::Result<String> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read the secret file {}", path.display()))?;
     Ok(text.lines().next().unwrap_or("").trim().to_string())
-}
-
-fn read_file(path: &Path) -> anyhow::Result<FileTurn> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-    let file: File =
-        toml::from_str(&text).with_context(|| format!("{} is not a valid tutti configuration", path.display()))?;
-    Ok(file.turn.unwrap_or_default())
 }
 
 /// Runs the relay until SIGINT or SIGTERM.
