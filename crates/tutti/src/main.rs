@@ -13,6 +13,8 @@ mod list;
 mod loadgen;
 mod lobby;
 mod metrics;
+#[allow(dead_code, unused_imports)] // wired into `tutti privacy-policy` and the `/privacy` pages next
+mod privacy;
 mod registry;
 mod server;
 mod sound_card;
