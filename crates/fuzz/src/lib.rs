@@ -6,6 +6,7 @@
 //! sequence of datagrams read the input as [`records`]: which sender, how far the clock moves, the bytes.
 
 mod jam;
+mod jsonrpc;
 mod proto;
 mod turn;
 
@@ -26,6 +27,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("jam_server", jam::server),
     ("jam_directory", jam::directory),
     ("lobby_events", tutti_lobby::fuzz::events),
+    ("json_rpc", jsonrpc::lines),
     ("registry_body", registry_body),
     ("stun_message", turn::message),
     ("turn_server", turn::server),

@@ -31,6 +31,7 @@ fn main() {
     corpora.insert("jam_server", vec![sequence(SESSION, 22124, 400), sequence(CLICK, 22124, 400)]);
     corpora.insert("jam_directory", vec![sequence(DIRECTORY, 22224, 400), trusting(sequence(DIRECTORY, 22224, 400))]);
     corpora.insert("lobby_events", lobby());
+    corpora.insert("json_rpc", json_rpc());
     corpora.insert("registry_body", registrations());
     let (messages, exchange) = turn();
     corpora.insert("stun_message", messages);
@@ -138,6 +139,33 @@ fn lobby() -> Vec<Vec<u8>> {
         "5 0 find {\"interests\":null}\n5 0 find {\"interests\":[1]}\n6 0 signal {}\n6 0 message {\"text\":5}\n7 0 call {\"to\":\"0xZZ\"}\n8 0 nonsense {\n9 0 find []",
     ];
     scripts.iter().map(|s| s.as_bytes().to_vec()).collect()
+}
+
+/// JSON-RPC sessions as Jamulus' documentation shows them: authentication, then calls of each side.
+fn json_rpc() -> Vec<Vec<u8>> {
+    let auth = r#"{"id":1,"jsonrpc":"2.0","method":"jamulus/apiAuth","params":{"secret":"fuzz-secret-0123456789"}}"#;
+    let server = [
+        auth,
+        r#"{"id":2,"jsonrpc":"2.0","method":"jamulusserver/getClients","params":{}}"#,
+        r#"{"id":3,"jsonrpc":"2.0","method":"jamulusserver/setServerName","params":{"serverName":"x"}}"#,
+        r#"[{"id":4,"jsonrpc":"2.0","method":"jamulus/getVersion","params":{}},{"id":5,"method":"jamulus/getMode","params":{}}]"#,
+        r#"{"id":6,"jsonrpc":"2.0","method":"jamulusserver/setRecordingDirectory","params":{"recordingDirectory":"/tmp"}}"#,
+        "",
+        "[]",
+    ];
+    let client = [
+        r#"{"id":1,"jsonrpc":"2.0","method":"jamulusclient/getChannelInfo","params":{}}"#,
+        auth,
+        r#"{"id":2,"jsonrpc":"2.0","method":"jamulusclient/setName","params":{"name":"Fuzz"}}"#,
+        r#"{"id":3,"jsonrpc":"2.0","method":"jamulusclient/setSkillLevel","params":{"skillLevel":null}}"#,
+        r#"{"id":4,"jsonrpc":"2.0","method":"jamulusclient/sendChatText","params":{"chatText":"hi"}}"#,
+        r#"{"id":5,"jsonrpc":"2.0","method":"jamulusclient/getClientList","params":{}}"#,
+        "not json",
+    ];
+    vec![
+        [b"0".as_slice(), server.join("\n").as_bytes()].concat(),
+        [b"1".as_slice(), client.join("\n").as_bytes()].concat(),
+    ]
 }
 
 fn registrations() -> Vec<Vec<u8>> {
