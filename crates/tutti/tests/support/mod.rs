@@ -19,6 +19,7 @@
 #![allow(dead_code)]
 
 mod client;
+pub mod flood;
 mod gate;
 mod jsonrpc;
 mod process;

@@ -1,4 +1,5 @@
-//! Musicians keep playing while someone floods the server: `tutti server` with 20 emulated clients
+//! Musicians keep playing while someone floods the server (and the directory keeps listing real servers while
+//! someone floods it, at the end of this file): `tutti server` with 20 emulated clients
 //! (`tutti loadgen`) and one real Jamulus 3.9.1 client, while this test sends at least 100,000 hostile datagrams
 //! a second for 10 s from many source addresses and ports: random bytes, frames with a bad CRC, truncated and
 //! never-finished split messages, audio of the wrong size, forged connection-less requests, and well-formed audio
@@ -14,11 +15,15 @@ mod support;
 mod tutti_process;
 
 use serde_json::{json, Value};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use support::{free_tcp_port, free_udp_port, require_jamulus, ClientOptions, JamulusClient};
+use std::time::Duration;
+use support::flood::{flood, rss_kib};
+use support::{
+    free_tcp_port, free_udp_port, require_jamulus, ClientOptions, JamulusClient, JamulusServer, ServerOptions,
+};
+use tutti_net::fetch_server_list;
 use tutti_process::Tutti;
 use tutti_proto::message::id;
 use tutti_proto::split::SplitPart;
@@ -88,7 +93,7 @@ fn musicians_keep_playing_through_a_flood_of_hostile_datagrams() {
     let sent = Arc::new(AtomicU64::new(0));
     let flooder = {
         let (stop, sent) = (stop.clone(), sent.clone());
-        std::thread::spawn(move || flood(server_addr, &stop, &sent))
+        std::thread::spawn(move || flood(server_addr, &hostile_datagrams(), FLOOD_RATE, FLOOD, &stop, &sent))
     };
     let most_channels = Arc::new(AtomicU64::new(0));
     let fewest_channels = Arc::new(AtomicU64::new(u64::MAX));
@@ -190,42 +195,6 @@ fn names(list: &Value) -> Vec<String> {
         .map_or(vec![], |c| c.iter().filter_map(|e| e["name"].as_str().map(String::from)).collect())
 }
 
-/// Sends hostile datagrams at [`FLOOD_RATE`] for [`FLOOD`] from 256 sockets on 8 loopback addresses.
-fn flood(server: SocketAddr, stop: &AtomicBool, sent: &AtomicU64) {
-    let sockets: Vec<UdpSocket> = (0..256u32)
-        .filter_map(|i| {
-            UdpSocket::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1 + (i % 8) as u8)), 0)).ok()
-        })
-        .collect();
-    assert!(sockets.len() >= 200, "could not open the flood's sockets");
-    let kinds = hostile_datagrams();
-    let start = Instant::now();
-    let mut n: u64 = 0;
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    while start.elapsed() < FLOOD && !stop.load(Ordering::Relaxed) {
-        let due = (start.elapsed().as_secs_f64() * FLOOD_RATE as f64) as u64;
-        if n >= due {
-            std::thread::sleep(Duration::from_micros(200));
-            continue;
-        }
-        while n < due {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let socket = &sockets[(seed % sockets.len() as u64) as usize];
-            let bytes: Vec<u8> = match n % 8 {
-                // Random bytes of random length.
-                0 | 1 => (0..(seed >> 8) % 600 + 1).map(|i| (seed >> (i % 56)) as u8).collect(),
-                k => kinds[(k as usize + (seed as usize >> 3)) % kinds.len()].clone(),
-            };
-            let _ = socket.send_to(&bytes, server);
-            n += 1;
-        }
-        sent.store(n, Ordering::Relaxed);
-    }
-    sent.store(n, Ordering::Relaxed);
-}
-
 /// The structured kinds of hostile datagram.
 fn hostile_datagrams() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
@@ -310,11 +279,152 @@ fn metric(port: u16, name: &str) -> Option<u64> {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+/// The directory keeps serving while flooded: two real Jamulus 3.9.1 servers register with `tutti directory`,
+/// which then gets 110,000 hostile datagrams a second for 10 s (random bytes, bad CRCs, and every request of a
+/// real directory session replayed from forged sources: registrations, unregistrations, list requests). Pass:
+/// it lives, its memory grows by ≤ 32 MiB, both real servers stay listed, a list request from a fresh client
+/// is answered throughout, and afterwards the list holds the real servers and nothing the flood sent.
+#[test]
+fn the_directory_keeps_its_real_servers_listed_through_a_flood() {
+    require_jamulus();
+    let port = free_udp_port();
+    let directory_addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut directory = Tutti::start(&[
+        "directory",
+        "--port",
+        &port.to_string(),
+        "--serverbindip",
+        "127.0.0.1",
+        "-o",
+        "FloodDir;Town;de",
+    ]);
+    assert!(directory.wait_for_log("listening", WAIT), "tutti directory did not start:\n{}", directory.log());
+    let servers: Vec<JamulusServer> = ["RealOne", "RealTwo"]
+        .iter()
+        .map(|name| {
+            let mut options = ServerOptions::new(free_udp_port());
+            options.serverinfo = Some(format!("{name};RealCity;82"));
+            options.extra_args = vec!["--directoryserver".into(), directory_addr.to_string()];
+            JamulusServer::start(options)
+        })
+        .collect();
+    let listed = || {
+        let names: Vec<String> = fetch_server_list(directory_addr, Duration::from_secs(2), true)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        names
+    };
+    assert!(
+        support::wait_until(WAIT, || {
+            let names = listed();
+            names.iter().any(|n| n == "RealOne") && names.iter().any(|n| n == "RealTwo")
+        }),
+        "the real servers registered: {:?}",
+        listed()
+    );
+    let rss_before = rss_kib(directory.pid());
+    let cpu_before = cpu_seconds(directory.pid());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let flooder = {
+        let (stop, sent) = (stop.clone(), sent.clone());
+        std::thread::spawn(move || flood(directory_addr, &directory_session(), FLOOD_RATE, FLOOD, &stop, &sent))
+    };
+    let mut answered = 0;
+    let mut asked = 0;
+    while !flooder.is_finished() {
+        // A new client each time, from its own address (the list policy answers one address once per 5 s).
+        let names = list_from(directory_addr, Ipv4Addr::new(127, 0, 2, 1 + asked as u8));
+        asked += 1;
+        if names.iter().any(|n| n == "RealOne") && names.iter().any(|n| n == "RealTwo") {
+            answered += 1;
+        } else {
+            println!("request {asked} during the flood got {names:?}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    flooder.join().expect("the flooder");
+    let sent = sent.load(Ordering::Relaxed);
+    let rss_after = rss_kib(directory.pid());
+    let cpu = cpu_seconds(directory.pid()) - cpu_before;
+    println!("directory CPU during the flood: {cpu:.2} s");
+    let after = listed();
+    println!(
+        "directory flood: {sent} datagrams; list answered with both real servers {answered} of {asked} times; \
+         RSS {rss_before} -> {rss_after} KiB; list after: {after:?}"
+    );
+    assert!(sent >= 100_000 * FLOOD.as_secs(), "the flood itself fell short: {sent} datagrams");
+    assert!(directory.wait_exit(Duration::ZERO).is_none(), "the directory died:\n{}", directory.log());
+    assert!(rss_after <= rss_before + 32 * 1024, "memory grew from {rss_before} to {rss_after} KiB");
+    assert!(
+        asked >= 10 && answered == asked,
+        "list requests during the flood: {answered} of {asked} had both real servers"
+    );
+    let mut expected = vec!["FloodDir".to_string(), "RealOne".to_string(), "RealTwo".to_string()];
+    let mut got = after;
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected, "the list after the flood holds the real servers and nothing the flood sent");
+    drop(servers);
+    assert_eq!(directory.stop(), Some(0), "clean exit:\n{}", directory.log());
+}
+
+/// The names a fresh client at `ip` gets for one CLM_REQ_SERVER_LIST (full or reduced list), within 1 s.
+fn list_from(directory: SocketAddr, ip: Ipv4Addr) -> Vec<String> {
+    let socket = std::net::UdpSocket::bind((ip, 0)).expect("a client socket");
+    socket.set_read_timeout(Some(Duration::from_millis(200))).expect("a timeout");
+    let _ = socket.send_to(&Message::ClmReqServerList.to_datagram(0), directory);
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    let mut buf = [0u8; 20_001];
+    let mut names = Vec::new();
+    while std::time::Instant::now() < deadline {
+        let Ok((n, _)) = socket.recv_from(&mut buf) else {
+            if names.is_empty() {
+                continue;
+            }
+            break;
+        };
+        let Some(frame) = tutti_proto::Frame::parse(&buf[..n]) else { continue };
+        match Message::decode(frame.id, frame.data) {
+            Ok(Message::ClmServerList(list)) => names.extend(list.into_iter().map(|e| e.name)),
+            Ok(Message::ClmRedServerList(list)) => names.extend(list.into_iter().map(|e| e.name)),
+            _ => {}
+        }
+    }
+    names
+}
+
+/// Every datagram the real server sent to the real directory in the reference capture (registration,
+/// list requests, unregistration), plus the same frames with a bad CRC.
+fn directory_session() -> Vec<Vec<u8>> {
+    const CAPTURE: &[u8] = include_bytes!("../../proto/tests/fixtures/jamulus-directory.pcap");
+    let mut out: Vec<Vec<u8>> = tutti_proto::pcap::udp_records(CAPTURE)
+        .expect("the capture")
+        .filter_map(Result::ok)
+        .filter(|r| r.destination.port() == 22224)
+        .map(|r| r.payload.to_vec())
+        .collect();
+    assert!(!out.is_empty(), "no directory requests in the capture");
+    let bad_crc: Vec<Vec<u8>> = out
+        .iter()
+        .map(|d| {
+            let mut d = d.clone();
+            let last = d.len() - 1;
+            d[last] ^= 0xa5;
+            d
+        })
+        .collect();
+    out.extend(bad_crc);
+    out
+}
+
+/// utime + stime of a process, seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) as f64 / 100.0
 }
