@@ -21,6 +21,7 @@
 mod client;
 pub mod flood;
 mod gate;
+pub mod impair;
 mod jsonrpc;
 mod process;
 mod server;
