@@ -3,7 +3,7 @@
 //! `tutti lobby --registry`: create → register → export (the archive decrypts to the key, and `tutti id
 //! import` takes it) → two pages
 //! matched show each other verified with their names; a signaling man-in-the-middle that alters the
-//! DTLS fingerprint (a test-only hook in the page's WebSocket) is shown as a warning, never "verified";
+//! DTLS fingerprint (a test-only hook around the page's transports) is shown as a warning, never "verified";
 //! calls by name declined and accepted, and to an ID that is not reachable; a reload keeps the identity
 //! (non-extractable), delete empties IndexedDB. Also the calls protocol with the official
 //! socket.io-client (`calls.mjs`). Screenshots go to `<target>/tmp/lobby-identity/`.

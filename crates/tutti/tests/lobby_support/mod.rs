@@ -459,6 +459,11 @@ impl Client {
         self.history.lock().unwrap().iter().map(|(n, _)| n.clone()).collect()
     }
 
+    /// Every event received so far, with its data.
+    pub fn history(&self) -> Vec<(String, Value)> {
+        self.history.lock().unwrap().clone()
+    }
+
     /// Closes the WebSocket.
     pub fn close(self) {
         let _ = self.out.send(Message::Close(None));

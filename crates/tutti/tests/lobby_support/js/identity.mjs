@@ -2,8 +2,8 @@
 // `--registry` pointing at a real `tutti registry` where the scenario needs names). One scenario a run:
 //   verified  A and B create identities, register names, A exports its key (the archive is decrypted
 //             here and holds A's key), both press Start and see the partner verified, with its name.
-//   tamper    A's outgoing frames pass through a test-only hook (an init script around WebSocket.send,
-//             a signaling man-in-the-middle) that alters the DTLS fingerprint in A's offer or answer: B shows the
+//   tamper    A's outgoing frames pass through a test-only hook (an init script around WebSocket.send and
+//             XMLHttpRequest.send, a signaling man-in-the-middle) that alters the DTLS fingerprint in A's offer or answer: B shows the
 //             warning and never "verified"; A still sees B verified. Without a registry: names hidden.
 //   calls     B is reachable under its name: A calls "bob", B declines; A calls again, B accepts, both
 //             matched and verified; A calls C (an identity that is not reachable) and an unknown name.
@@ -133,14 +133,18 @@ if (scenario === 'verified') {
   await a.page.screenshot({ path: `${outDir}/identity-verified.png` });
 } else if (scenario === 'tamper') {
   // the man in the middle: A's offer or answer leaves with one byte of its DTLS fingerprint changed
+  // (both transports of the Socket.IO client: WebSocket frames and long-polling POST bodies)
   const mitm = () => {
-    const send = WebSocket.prototype.send;
-    WebSocket.prototype.send = function (data) {
+    const alter = (data) => {
       if (typeof data === 'string' && data.includes('"signal"') && data.includes('a=fingerprint:')) {
-        data = data.replace(/(a=fingerprint:\S+ )([0-9A-F]{2})/, (_, head, byte) => head + (byte === '00' ? '01' : '00'));
+        return data.replace(/(a=fingerprint:\S+ )([0-9A-F]{2})/, (_, head, byte) => head + (byte === '00' ? '01' : '00'));
       }
-      return send.call(this, data);
+      return data;
     };
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (data) { return send.call(this, alter(data)); };
+    const post = XMLHttpRequest.prototype.send;
+    XMLHttpRequest.prototype.send = function (body) { return post.call(this, alter(body)); };
   };
   const a = await open('A', mitm);
   const b = await open('B');

@@ -1,0 +1,95 @@
+//! The TURN tests' side: coturn's tools (checked to be installed), free loopback ports, child processes
+//! stopped by PID (SIGTERM, then SIGKILL) when dropped, and coturn's `turnserver` started on loopback with
+//! a REST secret (`use-auth-secret`), as `tutti turn` is.
+#![allow(dead_code)]
+
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const TOOLS: [&str; 3] = ["/usr/bin/turnserver", "/usr/bin/turnutils_uclient", "/usr/bin/turnutils_peer"];
+
+pub fn require_coturn() {
+    let missing: Vec<&str> = TOOLS.into_iter().filter(|p| !Path::new(p).exists()).collect();
+    assert!(missing.is_empty(), "coturn is needed: run ./scripts/test.sh, which installs it (missing: {missing:?})");
+}
+
+/// A port free on 127.0.0.1 for both UDP and TCP a moment ago.
+pub fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind UDP on 127.0.0.1");
+        let port = udp.local_addr().expect("local address").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A child process that is stopped by PID (SIGTERM, then SIGKILL) when dropped.
+pub struct Proc {
+    pub child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Proc {
+    pub fn start(program: &str, args: &[String]) -> Proc {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = std::env::temp_dir().join(format!("tutti-turn-test-{}-{n}.log", std::process::id()));
+        let out = std::fs::File::create(&log).expect("create a log file");
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {program}: {e}"));
+        Proc { child, log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let _ = std::fs::remove_file(&self.log);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+pub fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// coturn on 127.0.0.1:`port` (relays on 127.0.0.1, ports `relay_ports`) with the REST secret `secret`.
+pub fn start_coturn(port: u16, relay_ports: (u16, u16), loopback: bool, secret: &str, realm: &str) -> Proc {
+    let pidfile = std::env::temp_dir().join(format!("tutti-turn-test-coturn-{}-{port}.pid", std::process::id()));
+    let mut argv = args(&["-n", "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--use-auth-secret"]);
+    argv.extend(args(&["--static-auth-secret", secret, "--realm", realm, "--no-cli", "--no-tls", "--no-dtls"]));
+    argv.extend(args(&["--log-file", "stdout", "--no-stun-backward-compatibility"]));
+    argv.extend(["--listening-port".into(), port.to_string(), "--pidfile".into(), pidfile.display().to_string()]);
+    argv.extend(["--min-port".into(), relay_ports.0.to_string(), "--max-port".into(), relay_ports.1.to_string()]);
+    if loopback {
+        argv.push("--allow-loopback-peers".into());
+    }
+    let coturn = Proc::start(TOOLS[0], &argv);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !coturn.log().contains("Total General servers") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    coturn
+}
