@@ -327,3 +327,88 @@ pub(crate) async fn shutdown_signal() {
         _ = term.recv() => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn settings(argv: &[&str]) -> anyhow::Result<Settings> {
+        Cli::try_parse_from(std::iter::once("lobby").chain(argv.iter().copied()))?.args.settings()
+    }
+
+    #[test]
+    fn turn_from_the_file_and_from_flags() {
+        let dir = std::env::temp_dir().join(format!("tutti-lobby-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = dir.join("secret");
+        std::fs::write(&secret, "s3cret\nignored\n").unwrap();
+        let file = dir.join("tutti.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[lobby]\nturn_url = [\"turn:t.example:3478\", \"turn:t.example:3478?transport=tcp\"]\n\
+                 turn_secret_file = {secret:?}\nturn_ttl = 90\nrelay_only = true\n"
+            ),
+        )
+        .unwrap();
+        let s = settings(&["--config", file.to_str().unwrap()]).unwrap();
+        let TurnPlan::External(access) = &s.turn else { panic!("{:?}", s.turn) };
+        assert_eq!(access.urls(), ["turn:t.example:3478", "turn:t.example:3478?transport=tcp"]);
+        assert_eq!(access.ttl(), Duration::from_secs(90));
+        assert_eq!(access.mint(0, "x").credential, Some(tutti_turn::credentials::rest_password("s3cret", "90:x")));
+        assert!(s.lobby.relay_only && s.lobby.turn.is_some());
+        // flags win; the default TTL is 600 s
+        let s = settings(&["--config", file.to_str().unwrap(), "--turn-url", "turns:u.example:5349"]).unwrap();
+        assert_eq!(s.lobby.turn.as_ref().unwrap().urls(), ["turns:u.example:5349"]);
+        let secret = secret.to_str().unwrap();
+        let s = settings(&["--turn-url", "turn:v:3478", "--turn-secret-file", secret]).unwrap();
+        assert_eq!(s.lobby.turn.unwrap().ttl(), Duration::from_secs(600));
+        assert!(!s.lobby.relay_only);
+        std::fs::write(&file, "[lobby]\nturn_secret = \"inline\"\n").unwrap();
+        assert!(settings(&["--config", file.to_str().unwrap()]).is_err(), "unknown keys are refused");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_embedded_relay_listens_where_the_lobby_does_unless_told() {
+        let s = settings(&["--listen", "127.0.0.1:8080", "--turn-embedded", "--relay-only"]).unwrap();
+        let TurnPlan::Embedded { turn, urls, ttl } = &s.turn else { panic!("{:?}", s.turn) };
+        assert_eq!((turn.ip, turn.port, turn.allow_loopback_peers), ("127.0.0.1".parse().unwrap(), 3478, false));
+        assert!(urls.is_empty() && *ttl == Duration::from_secs(600));
+        assert_eq!(turn.urls(3478), ["turn:127.0.0.1:3478", "turn:127.0.0.1:3478?transport=tcp"]);
+        assert!(s.lobby.turn.is_none() && s.lobby.relay_only, "credentials come once it runs");
+        let s = settings(&["--turn-embedded", "--turn-listening-ip", "::1", "--turn-listening-port", "3479"]).unwrap();
+        let TurnPlan::Embedded { turn, .. } = &s.turn else { panic!() };
+        assert_eq!(turn.urls(3479)[0], "turn:[::1]:3479");
+    }
+
+    #[test]
+    fn an_embedded_relay_gives_the_lobby_credentials_for_it() {
+        let mut s =
+            settings(&["--listen", "127.0.0.1:0", "--turn-embedded", "--turn-listening-port", "0", "--turn-ttl", "60"])
+                .unwrap();
+        let relay = start_embedded(&mut s).unwrap().expect("a relay");
+        let port = relay.local_addrs()[0].port();
+        assert_ne!(port, 0);
+        let access = s.lobby.turn.clone().expect("credentials for it");
+        assert_eq!(access.urls(), [format!("turn:127.0.0.1:{port}"), format!("turn:127.0.0.1:{port}?transport=tcp")]);
+        assert_eq!(relay.secret().len(), 43, "32 random bytes");
+        assert!(!format!("{relay:?}{access:?}").contains(relay.secret()));
+        relay.stop().unwrap();
+    }
+
+    #[test]
+    fn relay_only_needs_a_relay() {
+        assert!(settings(&["--relay-only"]).unwrap_err().to_string().contains("needs a TURN relay"));
+        let s = settings(&["--relay-only", "--ice-server", "turn:static.example:3478"]).unwrap();
+        assert!(s.lobby.relay_only && s.lobby.has_relay());
+        assert!(!settings(&[]).unwrap().lobby.has_relay());
+    }
+}

@@ -102,12 +102,10 @@ fn hide_my_ip_connects_through_tutti_turn_with_relay_candidates_only() {
     let turn = start_tutti_turn(port, &secret);
     let lobby = start_lobby(&turn_flags(port, &secret));
     scenario("switch", &lobby);
-    let metrics = metrics_of(&turn);
-    let relayed = |name: &str| -> u64 {
-        metrics.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or_else(|| panic!("{name}"))
-    };
-    assert!(relayed("tutti_turn_allocations_total ") >= 2, "{metrics}");
-    assert!(relayed("tutti_turn_packets_to_peers_total ") > 100, "the media went through tutti turn:\n{metrics}");
+    let metrics = turn_support::metrics(&turn.log());
+    let count = |name: &str| turn_support::metric(&metrics, name);
+    assert!(count("tutti_turn_allocations_total") >= 2, "{metrics}");
+    assert!(count("tutti_turn_packets_to_peers_total") > 100, "the media went through tutti turn:\n{metrics}");
 }
 
 #[test]
@@ -141,13 +139,19 @@ fn expired_credentials_fail_the_call() {
     assert!(Path::new(LIBFAKETIME).exists(), "libfaketime is needed: run ./scripts/test.sh, which installs faketime");
     let secret = SecretFile::new();
     let port = free_port();
-    let _turn = start_tutti_turn(port, &secret);
+    let turn = start_tutti_turn(port, &secret);
     // the lobby's clock runs an hour behind: the 600 s credentials it mints expired 50 minutes ago
     let mut command = Command::new(env!("CARGO_BIN_EXE_tutti"));
     command.args(["lobby", "--listen", "127.0.0.1:0", "--relay-only"]).args(turn_flags(port, &secret));
     command.env("LD_PRELOAD", LIBFAKETIME).env("FAKETIME", "-1h").env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
     let lobby = Lobby::spawn(command);
     scenario("expired", &lobby);
+    // the pages asked the relay (which told them their credentials had expired): no allocation was made
+    let metrics = turn_support::metrics(&turn.log());
+    let count = |name: &str| turn_support::metric(&metrics, name);
+    assert!(count("tutti_turn_requests_total") >= 4, "{metrics}");
+    assert_eq!(count("tutti_turn_allocations_total"), 0, "{metrics}");
+    assert_eq!(count("tutti_turn_refused_total{reason=\"wrong_credentials\"}"), 0, "{metrics}");
 }
 
 /// The secret is never sent: not in the page, its config or anything a matched socket gets; the credentials
@@ -232,15 +236,4 @@ fn turn_flags_are_checked() {
     refused(&["--turn-embedded", "--turn-secret-file", secret.path()], "makes its own secret");
     refused(&["--turn-listening-port", "3478"], "add --turn-embedded");
     refused(&["--turn-ttl", "0", "--turn-url", "turn:x", "--turn-secret-file", secret.path()], "--turn-ttl");
-}
-
-/// GET /metrics from `tutti turn`'s metrics address (printed on start).
-fn metrics_of(tutti: &Tutti) -> String {
-    let addr: std::net::SocketAddr = tutti
-        .log()
-        .lines()
-        .find_map(|l| l.strip_prefix("tutti turn: metrics on http://")?.strip_suffix("/metrics")?.parse().ok())
-        .expect("the metrics address");
-    std::thread::sleep(Duration::from_millis(600));
-    lobby_support::http_get(addr, "/metrics").1
 }

@@ -6,8 +6,6 @@
 mod turn_support;
 mod tutti_process;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use turn_support::{args, free_port, require_coturn, Proc, TOOLS};
@@ -79,12 +77,10 @@ fn coturn_client_relays_through_tutti_as_through_coturn_and_both_refuse_a_wrong_
         assert!(output.contains("Cannot complete Allocation"), "a wrong secret must be refused:\n{output}");
         assert!(!output.contains("tot_recv_msgs=20"), "{output}");
     }
-    let metrics = metrics_of(&tutti);
-    let count = |name: &str| -> u64 {
-        metrics.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or_else(|| panic!("{name}"))
-    };
-    assert!(count("tutti_turn_packets_to_peers_total ") >= 60, "{metrics}");
-    assert!(count("tutti_turn_packets_to_clients_total ") >= 60, "{metrics}");
+    let metrics = turn_support::metrics(&tutti.log());
+    let count = |name: &str| turn_support::metric(&metrics, name);
+    assert!(count("tutti_turn_packets_to_peers_total") >= 60, "{metrics}");
+    assert!(count("tutti_turn_packets_to_clients_total") >= 60, "{metrics}");
     assert!(metrics.contains("tutti_turn_refused_total{reason=\"unauthorized\"}"));
     assert!(!metrics.contains("127.0.0.1"), "metrics are counts only");
     drop(coturn);
@@ -92,21 +88,6 @@ fn coturn_client_relays_through_tutti_as_through_coturn_and_both_refuse_a_wrong_
     for line in log.lines().filter(|l| l.contains("127.0.0.1")) {
         assert!(line.starts_with("tutti turn: "), "tutti logged an address: {line}");
     }
-}
-
-/// GET /metrics from tutti's metrics address (printed on start).
-fn metrics_of(tutti: &Tutti) -> String {
-    let addr: std::net::SocketAddr = tutti
-        .log()
-        .lines()
-        .find_map(|l| l.strip_prefix("tutti turn: metrics on http://")?.strip_suffix("/metrics")?.parse().ok())
-        .expect("the metrics address");
-    std::thread::sleep(Duration::from_millis(600));
-    let mut stream = TcpStream::connect(addr).expect("connect to metrics");
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
-    let mut body = String::new();
-    stream.read_to_string(&mut body).expect("read metrics");
-    body
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! a REST secret (`use-auth-secret`), as `tutti turn` is.
 #![allow(dead_code)]
 
-use std::net::UdpSocket;
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -92,4 +93,28 @@ pub fn start_coturn(port: u16, relay_ports: (u16, u16), loopback: bool, secret: 
     }
     std::thread::sleep(Duration::from_millis(200));
     coturn
+}
+
+/// GET /metrics from the metrics address that `tutti turn` printed in `log` (after the counters' next refresh).
+pub fn metrics(log: &str) -> String {
+    let addr: std::net::SocketAddr = log
+        .lines()
+        .find_map(|l| l.strip_prefix("tutti turn: metrics on http://")?.strip_suffix("/metrics")?.parse().ok())
+        .expect("the metrics address");
+    std::thread::sleep(Duration::from_millis(600));
+    let mut stream = TcpStream::connect(addr).expect("connect to metrics");
+    // one write: the metrics server reads the request once
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+    let mut body = String::new();
+    stream.read_to_string(&mut body).expect("read metrics");
+    body
+}
+
+/// The value of the metric `name` (a name, with its labels if any) in a Prometheus text.
+pub fn metric(metrics: &str, name: &str) -> u64 {
+    let prefix = format!("{name} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
 }
