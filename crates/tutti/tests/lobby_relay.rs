@@ -4,14 +4,15 @@
 //! through `tutti turn`, through coturn's `turnserver` started with the same secret and no other change, and
 //! through the relay of `--turn-embedded`, with no host or srflx candidate in anything a page received;
 //! credentials that expired before they were handed out (the lobby's clock an hour behind, by libfaketime)
-//! fail the call. The secret reaches no page and no log line; the credentials in `matched` verify with it.
+//! fail the call. The secret reaches no page and no log line; the credentials in `matched` verify with it,
+//! scaled out over Redis too.
 //! Every process is started here on loopback and stopped by PID. Screenshots go to `<target>/tmp/lobby-relay/`.
 
 mod lobby_support;
 mod turn_support;
 mod tutti_process;
 
-use lobby_support::{node, Client, Lobby};
+use lobby_support::{node, Client, Lobby, Redis};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -218,6 +219,27 @@ async fn the_secret_reaches_no_page_and_credentials_verify_and_expire() {
             !diagnostics.contains(username.as_str()) && !diagnostics.contains(credential.as_str()),
             "{diagnostics}"
         );
+    }
+}
+
+/// Scaled out, the process that decides a match mints credentials for both partners, also the one on the
+/// other process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaled_out_both_partners_get_credentials() {
+    let redis = Redis::start();
+    let secret = SecretFile::new();
+    let mut flags = turn_flags(3478, &secret);
+    flags.extend(["--redis".into(), redis.url()]);
+    let (one, two) = (start_lobby(&flags), start_lobby(&flags));
+    let mut a = Client::connect(one.addr).await;
+    let mut b = Client::connect(two.addr).await;
+    assert_eq!(a.call("find", json!({})).await, json!({ "ok": true }));
+    assert_eq!(b.call("find", json!({})).await, json!({ "ok": true }));
+    for client in [&a, &b] {
+        let matched = client.next_event("matched", Duration::from_secs(5)).await.expect("matched");
+        let username = matched["iceServers"][0]["username"].as_str().expect("credentials").to_string();
+        let credential = matched["iceServers"][0]["credential"].as_str().unwrap();
+        assert_eq!(credential, tutti_turn::credentials::rest_password(SECRET, &username));
     }
 }
 
