@@ -12,8 +12,8 @@
 class Line {
   constructor(onState) {
     this.onState = onState;
-    // closeOnBeforeunload: a closed tab says goodbye at once (on long-polling the server would otherwise
-    // notice only when the pings stop), so its partner hears that the stranger left
+    // closeOnBeforeunload: a closing tab tries to say goodbye (on long-polling the server would otherwise
+    // notice only when the pings stop), so that its partner hears at once that the stranger left
     this.socket = io({ transports: ['polling', 'websocket'], reconnectionDelay: 500, reconnectionDelayMax: 10000, closeOnBeforeunload: true });
     this.socket.on('connect', () => onState('online'));
     this.socket.on('connect_error', () => onState('offline'));

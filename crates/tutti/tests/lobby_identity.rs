@@ -11,13 +11,11 @@
 mod lobby_support;
 
 use lobby_support::{node, Lobby, Registry};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 fn artifacts() -> PathBuf {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(Path::new(&chromium).exists(), "{chromium} is missing: run ./scripts/test.sh, which installs chromium");
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("lobby-identity")
+    lobby_support::browser_artifacts("lobby-identity")
 }
 
 /// Runs one scenario of identity.mjs against `lobby`.

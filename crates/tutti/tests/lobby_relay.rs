@@ -24,9 +24,7 @@ const SECRET: &str = "lobby-relay-test-secret";
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 fn artifacts() -> PathBuf {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(Path::new(&chromium).exists(), "{chromium} is missing: run ./scripts/test.sh, which installs chromium");
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("lobby-relay")
+    lobby_support::browser_artifacts("lobby-relay")
 }
 
 /// Runs one scenario of relay.mjs against `lobby` (the script checks that SECRET reaches no page).

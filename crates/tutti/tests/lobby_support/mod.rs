@@ -495,6 +495,13 @@ pub async fn matched_at_once(lobbies: &[SocketAddr], n: usize) -> Vec<Client> {
     clients
 }
 
+/// Where a browser test saves its screenshots (`<target>/tmp/NAME`), once Chromium is known to be installed.
+pub fn browser_artifacts(name: &str) -> PathBuf {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(Path::new(&chromium).exists(), "{chromium} is missing: run ./scripts/test.sh, which installs chromium");
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
 /// The folder of the Node test scripts, checked to have its npm packages installed.
 pub fn js_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lobby_support/js");

@@ -11,7 +11,7 @@
 //             extractable, and it is not shown to the server unasked); delete empties IndexedDB.
 // Every scenario: no request leaves the origin, no cookie, no page error.
 // Usage: node identity.mjs SCENARIO http://127.0.0.1:PORT OUTDIR     Prints "identity ok" on success.
-import { chromium } from 'playwright-core';
+import { harness } from './harness.mjs';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { webcrypto as crypto } from 'node:crypto';
 
@@ -20,23 +20,7 @@ if (!scenario || !url || !outDir) { console.error('usage: node identity.mjs SCEN
 mkdirSync(outDir, { recursive: true });
 const origin = new URL(url).origin;
 const wsOrigin = origin.replace(/^http/, 'ws');
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'],
-});
-const failures = [];
-const foreign = [];
-const pages = [];
-const step = (what) => console.log('step: ' + what);
-async function fail(what) {
-  console.error('FAILED: ' + what);
-  for (const p of pages) {
-    await p.page.screenshot({ path: `${outDir}/${scenario}-failure-${p.name}.png` }).catch(() => {});
-    console.error(`${p.name}: status=${await p.page.textContent('#status').catch(() => '?')} partner=${await p.page.textContent('#partner').catch(() => '?')} id=${await p.page.textContent('#idstatus').catch(() => '?')} data=${JSON.stringify(await p.page.evaluate(() => ({ ...document.body.dataset })).catch(() => ({})))}`);
-  }
-  await browser.close();
-  process.exit(1);
-}
+const { browser, pages, failures, foreign, step, fail } = await harness(outDir, scenario, { partner: '#partner', id: '#idstatus' });
 
 async function open(name, initScript) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 }, acceptDownloads: true });

@@ -13,7 +13,7 @@
 // Every scenario: no request leaves the origin, no cookie, no page error, and SECRET (the TURN secret,
 // from the environment) is in nothing a page received.
 // Usage: SECRET=… node relay.mjs SCENARIO http://127.0.0.1:PORT OUTDIR     Prints "relay ok" on success.
-import { chromium } from 'playwright-core';
+import { harness } from './harness.mjs';
 import { mkdirSync } from 'node:fs';
 
 const [scenario, url, outDir] = process.argv.slice(2);
@@ -21,23 +21,7 @@ if (!scenario || !url || !outDir) { console.error('usage: node relay.mjs SCENARI
 mkdirSync(outDir, { recursive: true });
 const secret = process.env.SECRET || '';
 const origin = new URL(url).origin;
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'],
-});
-const failures = [];
-const foreign = [];
-const pages = [];
-const step = (what) => console.log('step: ' + what);
-async function fail(what) {
-  console.error('FAILED: ' + what);
-  for (const p of pages) {
-    await p.page.screenshot({ path: `${outDir}/${scenario}-failure-${p.name}.png` }).catch(() => {});
-    console.error(`${p.name}: status=${await p.page.textContent('#status').catch(() => '?')} data=${JSON.stringify(await p.page.evaluate(() => ({ ...document.body.dataset })).catch(() => ({})))}`);
-  }
-  await browser.close();
-  process.exit(1);
-}
+const { browser, pages, failures, foreign, step, fail } = await harness(outDir, scenario);
 
 /** A page; `received` collects the Socket.IO traffic it got (WebSocket frames, long-polling bodies), `all` every response body. */
 async function open(name, blockWebSocket) {
@@ -195,8 +179,12 @@ for (const p of pages) {
   if ((await p.context.cookies()).length) await fail(`${p.name} has cookies`);
   if (secret && p.all.some((body) => body.includes(secret))) await fail(`${p.name} received the TURN secret`);
 }
-// closing the tabs (as a person does) tells the lobby at once, on long-polling too
-for (const p of pages) await p.page.close({ runBeforeUnload: true });
+// leave the lobby (on long-polling, a tab that just closes is noticed only when its pings stop)
+for (const p of pages) {
+  await p.page.evaluate(() => line.socket.disconnect());
+  await p.page.waitForFunction(() => !line.connected);
+}
+await pages[0].page.waitForTimeout(300);
 if (foreign.length) await fail('requests left the origin: ' + foreign.join(', '));
 const real = failures.filter((f) => !/favicon/.test(f));
 if (real.length) await fail('page errors: ' + real.join(' | '));
