@@ -181,6 +181,26 @@ fn wrong_expired_and_stale_credentials_are_refused_as_the_rfc_says() {
 }
 
 #[test]
+fn an_allocation_outlives_its_credentials_but_new_allocations_with_them_are_refused() {
+    // as coturn: the REST expiry is checked when allocating; a call keeps its relay past the TTL
+    let t0 = Instant::now();
+    let mut server = Server::new(config(), t0, UNIX);
+    let mut c = Client::new(5000, "alice", 60);
+    assert_eq!(c.allocate(&mut server, t0), 0);
+    let later = t0 + Duration::from_secs(300);
+    assert_eq!(c.permission(&mut server, later, peer()), 0, "CreatePermission after the expiry");
+    assert_eq!(c.bind(&mut server, later, 0x4000, peer()), 0, "ChannelBind after the expiry");
+    let refresh = c.request(stun::REFRESH, |w| w.u32(stun::LIFETIME, 600));
+    assert_eq!(c.ask(&mut server, later, &refresh), 0, "Refresh after the expiry");
+    let mut again = Client::new(5001, "alice", 60);
+    assert_eq!(again.allocate(&mut server, later), 401, "a new allocation with expired credentials");
+    // and the allocation, once gone, cannot be made again with them
+    let delete = c.request(stun::REFRESH, |w| w.u32(stun::LIFETIME, 0));
+    assert_eq!(c.ask(&mut server, later, &delete), 0);
+    assert_eq!(c.allocate(&mut server, later), 401);
+}
+
+#[test]
 fn allocations_expire_refresh_extends_and_zero_deletes() {
     let t0 = Instant::now();
     let mut server = Server::new(config(), t0, UNIX);
