@@ -4,7 +4,7 @@
 //! through `tutti turn`, through coturn's `turnserver` started with the same secret and no other change, and
 //! through the relay of `--turn-embedded`, with no host or srflx candidate in anything a page received;
 //! credentials that expired before they were handed out (the lobby's clock an hour behind, by libfaketime)
-//! fail the call. The secret reaches no page and no log line; the credentials in `matched` verify with it,
+//! fail the call, through `tutti turn` and through coturn. The secret reaches no page and no log line; the credentials in `matched` verify with it,
 //! scaled out over Redis too.
 //! Every process is started here on loopback and stopped by PID. Screenshots go to `<target>/tmp/lobby-relay/`.
 
@@ -133,17 +133,31 @@ fn relay_only_lobby_with_its_embedded_relay() {
     scenario("forced", &lobby);
 }
 
+/// A relay-only lobby pointed at the relay on `port` whose clock runs an hour behind (libfaketime): the 600 s
+/// credentials it mints expired 50 minutes ago.
+fn lobby_an_hour_behind(port: u16, secret: &SecretFile) -> Lobby {
+    assert!(Path::new(LIBFAKETIME).exists(), "libfaketime is needed: run ./scripts/test.sh, which installs faketime");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tutti"));
+    command.args(["lobby", "--listen", "127.0.0.1:0", "--relay-only"]).args(turn_flags(port, secret));
+    command.env("LD_PRELOAD", LIBFAKETIME).env("FAKETIME", "-1h").env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    Lobby::spawn(command)
+}
+
+#[test]
+fn expired_credentials_fail_the_call_through_coturn() {
+    require_coturn();
+    let secret = SecretFile::new();
+    let port = free_port();
+    let _coturn = turn_support::start_coturn(port, (43500, 43999), true, SECRET, "tutti.test");
+    scenario("expired", &lobby_an_hour_behind(port, &secret));
+}
+
 #[test]
 fn expired_credentials_fail_the_call() {
-    assert!(Path::new(LIBFAKETIME).exists(), "libfaketime is needed: run ./scripts/test.sh, which installs faketime");
     let secret = SecretFile::new();
     let port = free_port();
     let turn = start_tutti_turn(port, &secret);
-    // the lobby's clock runs an hour behind: the 600 s credentials it mints expired 50 minutes ago
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tutti"));
-    command.args(["lobby", "--listen", "127.0.0.1:0", "--relay-only"]).args(turn_flags(port, &secret));
-    command.env("LD_PRELOAD", LIBFAKETIME).env("FAKETIME", "-1h").env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-    let lobby = Lobby::spawn(command);
+    let lobby = lobby_an_hour_behind(port, &secret);
     scenario("expired", &lobby);
     // the pages asked the relay (which told them their credentials had expired): no allocation was made
     let metrics = turn_support::metrics(&turn.log());
