@@ -4,8 +4,8 @@
 //! through `tutti turn`, through coturn's `turnserver` started with the same secret and no other change, and
 //! through the relay of `--turn-embedded`, with no host or srflx candidate in anything a page received;
 //! credentials that expired before they were handed out (the lobby's clock an hour behind, by libfaketime)
-//! fail the call, through `tutti turn` and through coturn. The secret reaches no page and no log line; the credentials in `matched` verify with it,
-//! scaled out over Redis too.
+//! fail the call, through `tutti turn` and through coturn. The secret reaches no page and no log line; the
+//! credentials in `matched` verify with it, scaled out over Redis too.
 //! Every process is started here on loopback and stopped by PID. Screenshots go to `<target>/tmp/lobby-relay/`.
 
 mod lobby_support;
