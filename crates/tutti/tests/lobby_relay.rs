@@ -2,7 +2,9 @@
 //! `lobby_support/js/relay.mjs`): pages whose WebSocket is blocked fall back to HTTP long-polling and still
 //! meet and call; "hide my IP" (the page's switch, and `--relay-only` for everyone) connects two pages
 //! through `tutti turn`, through coturn's `turnserver` started with the same secret and no other change, and
-//! through the relay of `--turn-embedded`, with no host or srflx candidate in anything a page received;
+//! through the relay of `--turn-embedded`, with no host or srflx candidate in anything a page received, on
+//! loopback and, in a network namespace, on a public address (each page's peer is then the other's allocation
+//! on the same server);
 //! credentials that expired before they were handed out (the lobby's clock an hour behind, by libfaketime)
 //! fail the call, through `tutti turn` and through coturn. The secret reaches no page and no log line; the
 //! credentials in `matched` verify with it, scaled out over Redis too.
@@ -12,7 +14,7 @@ mod lobby_support;
 mod turn_support;
 mod tutti_process;
 
-use lobby_support::{node, Client, Lobby, Redis};
+use lobby_support::{node, node_by, Client, Lobby, Redis};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -131,6 +133,99 @@ fn relay_only_lobby_with_its_embedded_relay() {
         "--relay-only",
     ]);
     scenario("forced", &lobby);
+}
+
+/// A network namespace of this test's own with a veth pair carrying 198.51.100.1 and 198.51.100.2 (TEST-NET-2:
+/// public addresses to a relay's peer policy, unlike loopback), removed on drop.
+struct Namespace(String);
+
+impl Namespace {
+    fn new(tag: &str) -> Namespace {
+        let name = format!("tutti-{tag}-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let status = Command::new("ip").args(args).status().expect("run ip (iproute2)");
+            assert!(status.success(), "ip {args:?} failed (the test needs root for a network namespace)");
+        };
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        ip(&["netns", "add", &name]);
+        let ns = Namespace(name);
+        ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
+        ip(&["-n", &ns.0, "link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+        for (dev, addr) in [("v0", "198.51.100.1/24"), ("v1", "198.51.100.2/24")] {
+            ip(&["-n", &ns.0, "addr", "add", addr, "dev", dev]);
+            ip(&["-n", &ns.0, "link", "set", dev, "up"]);
+        }
+        ns
+    }
+
+    /// `program` run inside the namespace (`ip netns exec` becomes it: the PID is the program's).
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.0, program]);
+        command
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Relay-only calls between two pages whose relay addresses are the same public address: each page's peer is
+/// the other's allocation on the same server (the relay refuses its own address but for its relay ports).
+/// Everything runs in a namespace of its own; no loopback peer is allowed.
+fn relay_only_on_a_public_address(relay: &str) {
+    let ns = Namespace::new(relay);
+    let secret = SecretFile::new();
+    let tutti = env!("CARGO_BIN_EXE_tutti");
+    let turn = match relay {
+        "coturn" => {
+            let argv = ["-n", "--listening-ip", "198.51.100.1", "--relay-ip", "198.51.100.1", "--use-auth-secret"];
+            let mut argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+            argv.extend(["--static-auth-secret".into(), SECRET.into(), "--realm".into(), "tutti.test".into()]);
+            argv.extend(["--no-cli".into(), "--no-tls".into()]);
+            argv.extend(["--no-dtls".into(), "--log-file".into(), "stdout".into(), "--listening-port".into()]);
+            argv.extend(["3478".into(), "--min-port".into(), "49152".into(), "--max-port".into(), "65535".into()]);
+            let mut all = vec!["netns".to_string(), "exec".into(), ns.0.clone(), turn_support::TOOLS[0].into()];
+            all.extend(argv);
+            turn_support::Proc::start("ip", &all)
+        }
+        _ => {
+            let argv =
+                ["netns", "exec", &ns.0, tutti, "turn", "--listening-ip", "198.51.100.1", "--static-auth-secret-file"];
+            turn_support::Proc::start("ip", &turn_support::args(&[&argv[..], &[secret.path()]].concat()))
+        }
+    };
+    let ready = if relay == "coturn" { "Total General servers" } else { "(UDP and TCP)" };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !turn.log().contains(ready) {
+        assert!(std::time::Instant::now() < deadline, "the relay did not start:\n{}", turn.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut command = ns.command(tutti);
+    command.args(["lobby", "--listen", "127.0.0.1:0", "--relay-only", "--turn-url", "turn:198.51.100.1:3478"]);
+    command.args(["--turn-secret-file", secret.path()]);
+    let lobby = Lobby::spawn(command);
+    let out = artifacts();
+    std::env::set_var("SECRET", SECRET);
+    let args = ["forced", &lobby.url(), out.to_str().unwrap()];
+    let (ok, output) = node_by(ns.command("node"), "relay.mjs", &args, Duration::from_secs(90));
+    assert!(ok && output.contains("relay ok"), "{relay} on 198.51.100.1 failed:\n{output}\n{}", turn.log());
+    eprintln!("{output}");
+    drop(lobby);
+    drop(turn);
+}
+
+#[test]
+fn relay_only_through_tutti_turn_on_a_public_address() {
+    relay_only_on_a_public_address("tutti");
+}
+
+#[test]
+fn relay_only_through_coturn_on_a_public_address() {
+    require_coturn();
+    relay_only_on_a_public_address("coturn");
 }
 
 /// A relay-only lobby pointed at the relay on `port` whose clock runs an hour behind (libfaketime): the 600 s

@@ -362,7 +362,7 @@ impl Server {
                 self.error(from, m, 443, Some(key), Refusal::BadRequest);
                 return None;
             }
-            if !self.config.policy.permits(peer.ip()) {
+            if !self.peer_allowed(peer) {
                 self.error(from, m, 403, Some(key), Refusal::ForbiddenPeer);
                 return None;
             }

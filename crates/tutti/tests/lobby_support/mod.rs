@@ -519,8 +519,13 @@ pub fn js_dir() -> PathBuf {
 
 /// Runs `node SCRIPT ARGS…` in the test scripts' folder, killed after `within`; (success, output).
 pub fn node(script: &str, args: &[&str], within: Duration) -> (bool, String) {
+    node_by(Command::new("node"), script, args, within)
+}
+
+/// The same with a prepared command that runs node (e.g. `ip netns exec NS node`).
+pub fn node_by(mut command: Command, script: &str, args: &[&str], within: Duration) -> (bool, String) {
     let dir = js_dir();
-    let mut child = Command::new("node")
+    let mut child = command
         .arg(script)
         .args(args)
         .current_dir(&dir)
