@@ -179,30 +179,20 @@ fn relay_only_on_a_public_address(relay: &str) {
     let ns = Namespace::new(relay);
     let secret = SecretFile::new();
     let tutti = env!("CARGO_BIN_EXE_tutti");
-    let turn = match relay {
-        "coturn" => {
-            let argv = ["-n", "--listening-ip", "198.51.100.1", "--relay-ip", "198.51.100.1", "--use-auth-secret"];
-            let mut argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-            argv.extend(["--static-auth-secret".into(), SECRET.into(), "--realm".into(), "tutti.test".into()]);
-            argv.extend(["--no-cli".into(), "--no-tls".into()]);
-            argv.extend(["--no-dtls".into(), "--log-file".into(), "stdout".into(), "--listening-port".into()]);
-            argv.extend(["3478".into(), "--min-port".into(), "49152".into(), "--max-port".into(), "65535".into()]);
-            let mut all = vec!["netns".to_string(), "exec".into(), ns.0.clone(), turn_support::TOOLS[0].into()];
-            all.extend(argv);
-            turn_support::Proc::start("ip", &all)
+    let turn = if relay == "coturn" {
+        let argv = turn_support::coturn_args("198.51.100.1", 3478, (49152, 65535), SECRET, "tutti.test");
+        turn_support::start_coturn_by(&["ip", "netns", "exec", &ns.0], &argv)
+    } else {
+        let argv =
+            ["netns", "exec", &ns.0, tutti, "turn", "--listening-ip", "198.51.100.1", "--static-auth-secret-file"];
+        let turn = turn_support::Proc::start("ip", &turn_support::args(&[&argv[..], &[secret.path()]].concat()));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !turn.log().contains("(UDP and TCP)") {
+            assert!(std::time::Instant::now() < deadline, "tutti turn did not start:\n{}", turn.log());
+            std::thread::sleep(Duration::from_millis(50));
         }
-        _ => {
-            let argv =
-                ["netns", "exec", &ns.0, tutti, "turn", "--listening-ip", "198.51.100.1", "--static-auth-secret-file"];
-            turn_support::Proc::start("ip", &turn_support::args(&[&argv[..], &[secret.path()]].concat()))
-        }
+        turn
     };
-    let ready = if relay == "coturn" { "Total General servers" } else { "(UDP and TCP)" };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !turn.log().contains(ready) {
-        assert!(std::time::Instant::now() < deadline, "the relay did not start:\n{}", turn.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let mut command = ns.command(tutti);
     command.args(["lobby", "--listen", "127.0.0.1:0", "--relay-only", "--turn-url", "turn:198.51.100.1:3478"]);
     command.args(["--turn-secret-file", secret.path()]);

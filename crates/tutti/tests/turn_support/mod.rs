@@ -77,16 +77,35 @@ pub fn args(list: &[&str]) -> Vec<String> {
 
 /// coturn on 127.0.0.1:`port` (relays on 127.0.0.1, ports `relay_ports`) with the REST secret `secret`.
 pub fn start_coturn(port: u16, relay_ports: (u16, u16), loopback: bool, secret: &str, realm: &str) -> Proc {
+    let mut argv = coturn_args("127.0.0.1", port, relay_ports, secret, realm);
+    if loopback {
+        argv.push("--allow-loopback-peers".into());
+    }
+    start_coturn_by(&[], &argv)
+}
+
+/// coturn's flags for listening and relaying on `ip`, with the REST secret, as the tests run it.
+pub fn coturn_args(ip: &str, port: u16, relay_ports: (u16, u16), secret: &str, realm: &str) -> Vec<String> {
     let pidfile = std::env::temp_dir().join(format!("tutti-turn-test-coturn-{}-{port}.pid", std::process::id()));
-    let mut argv = args(&["-n", "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--use-auth-secret"]);
+    let mut argv = args(&["-n", "--listening-ip", ip, "--relay-ip", ip, "--use-auth-secret"]);
     argv.extend(args(&["--static-auth-secret", secret, "--realm", realm, "--no-cli", "--no-tls", "--no-dtls"]));
     argv.extend(args(&["--log-file", "stdout", "--no-stun-backward-compatibility"]));
     argv.extend(["--listening-port".into(), port.to_string(), "--pidfile".into(), pidfile.display().to_string()]);
     argv.extend(["--min-port".into(), relay_ports.0.to_string(), "--max-port".into(), relay_ports.1.to_string()]);
-    if loopback {
-        argv.push("--allow-loopback-peers".into());
-    }
-    let coturn = Proc::start(TOOLS[0], &argv);
+    argv
+}
+
+/// `turnserver ARGV…`, after `wrapper` (e.g. `ip netns exec NS`) if any, once it says it serves.
+pub fn start_coturn_by(wrapper: &[&str], argv: &[String]) -> Proc {
+    let coturn = match wrapper.split_first() {
+        None => Proc::start(TOOLS[0], argv),
+        Some((program, rest)) => {
+            let mut all = args(rest);
+            all.push(TOOLS[0].into());
+            all.extend_from_slice(argv);
+            Proc::start(program, &all)
+        }
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     while !coturn.log().contains("Total General servers") && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
