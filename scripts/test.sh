@@ -25,8 +25,9 @@ step() { printf '\n==> %s\n' "$*"; }
 # PostgreSQL for the registry's shared-database tests (started by the tests themselves, in a temp dir).
 # The real Jami daemon (jami-daemon, with a D-Bus session bus and python3-dbus/gi for its driver; iproute2 for
 # the loopback-only network namespace) for the registry's interop test.
-# coturn (turnserver, turnutils_uclient, turnutils_peer) for the TURN interop tests and benchmark (started by them).
-apt_packages=(gcc make jamulus jackd2 strace nodejs chromium redis-server postgresql jami-daemon dbus-daemon python3-dbus python3-gi iproute2 coturn)
+# coturn (turnserver, turnutils_uclient, turnutils_peer) for the TURN interop tests and benchmark (started by them);
+# faketime (libfaketime) to run a lobby whose clock is behind, handing out already expired TURN credentials.
+apt_packages=(gcc make jamulus jackd2 strace nodejs chromium redis-server postgresql jami-daemon dbus-daemon python3-dbus python3-gi iproute2 coturn faketime)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,63 +1,36 @@
-// tutti lobby page: a tiny Socket.IO v5 client (WebSocket only), camera preview, matching, WebRTC and
-// text chat, and calls by ID or name (the identity itself is identity.js). Talks only to the origin it
-// was loaded from (and to ICE servers the operator configured); keeps nothing in the browser's storage
-// but the optional identity.
+// tutti lobby page: the server connection (the official Socket.IO client), camera preview, matching,
+// WebRTC (optionally through the lobby's TURN relay only, hiding the user's address from the partner) and
+// text chat, and calls by ID or name (the identity itself is identity.js). Talks only to the origin it was
+// loaded from (and to ICE servers the operator configured); keeps nothing in the browser's storage but the
+// optional identity.
 'use strict';
 
-// ---- Socket.IO v5 over Engine.IO v4, WebSocket transport -------------------------------------------
+// ---- the server connection: socket.io-client 4.8.4 (vendor/socket.io.min.js, served by the lobby) ------
+// It starts on HTTP long-polling and upgrades to WebSocket when the network lets it (a proxy that blocks
+// WebSocket leaves the page on long-polling), reconnects with a growing delay, and sends every emit in order.
+// `emit` only sends while connected (nothing is buffered for a later connection) and says whether it did.
 class Line {
   constructor(onState) {
-    this.handlers = {};
-    this.acks = new Map();
-    this.nextAck = 1;
     this.onState = onState;
-    this.retry = 500;
-    this.open();
+    // closeOnBeforeunload: a closing tab tries to say goodbye (on long-polling the server would otherwise
+    // notice only when the pings stop), so that its partner hears at once that the stranger left
+    this.socket = io({ transports: ['polling', 'websocket'], reconnectionDelay: 500, reconnectionDelayMax: 10000, closeOnBeforeunload: true });
+    this.socket.on('connect', () => onState('online'));
+    this.socket.on('connect_error', () => onState('offline'));
+    this.socket.on('disconnect', (reason) => {
+      onState('offline');
+      // the server ended this socket (persistent abuse): come back later as a new one, as after a drop
+      if (reason === 'io server disconnect') setTimeout(() => this.socket.connect(), 2000);
+    });
+    onState('connecting');
   }
-  open() {
-    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const ws = new WebSocket(`${proto}//${location.host}/socket.io/?EIO=4&transport=websocket`);
-    this.ws = ws;
-    this.connected = false;
-    this.onState('connecting');
-    ws.onmessage = (e) => this.packet(String(e.data));
-    ws.onclose = () => {
-      if (this.ws !== ws) return;
-      this.connected = false;
-      this.onState('offline');
-      this.fire('disconnect');
-      setTimeout(() => this.open(), this.retry);
-      this.retry = Math.min(this.retry * 2, 10000);
-    };
-  }
-  packet(p) {
-    const type = p[0];
-    if (type === '0') { this.ws.send('40'); return; }    // Engine.IO open -> Socket.IO connect
-    if (type === '2') { this.ws.send('3'); return; }     // ping -> pong
-    if (type !== '4') return;
-    const sio = p[1];
-    let rest = p.slice(2);
-    if (sio === '0') { this.connected = true; this.retry = 500; this.onState('online'); this.fire('connect'); return; }
-    if (sio === '1' || sio === '4') { this.ws.close(); return; }
-    const digits = /^\d*/.exec(rest)[0];
-    rest = rest.slice(digits.length);
-    let args;
-    try { args = JSON.parse(rest); } catch { return; }
-    if (sio === '2') this.fire(args[0], args[1]);
-    else if (sio === '3') {
-      const cb = this.acks.get(Number(digits));
-      this.acks.delete(Number(digits));
-      if (cb) cb(args[0]);
-    }
-  }
-  on(name, fn) { this.handlers[name] = fn; }
-  fire(name, data) { const fn = this.handlers[name]; if (fn) fn(data); }
+  get connected() { return this.socket.connected; }
+  on(name, fn) { this.socket.on(name, fn); }
   emit(name, data, cb) {
-    if (!this.connected) return false;
-    let id = '';
-    if (cb) { id = String(this.nextAck++); this.acks.set(Number(id), cb); }
+    if (!this.socket.connected) return false;
     const args = data === undefined ? [name] : [name, data];
-    this.ws.send('42' + id + JSON.stringify(args));
+    if (cb) args.push(cb);
+    this.socket.emit(...args);
     return true;
   }
 }
@@ -74,9 +47,11 @@ const ui = {
   idSummary: $('idsummary'), noId: $('noid'), hasId: $('hasid'), idLabel: $('idlabel'), idCreate: $('idcreate'),
   myId: $('myid'), myName: $('myname'), regForm: $('regform'), regName: $('regname'), reachable: $('reachable'),
   exportForm: $('exportform'), exportPass: $('exportpass'), idDelete: $('iddelete'), idDeleteYes: $('iddeleteyes'),
-  idStatus: $('idstatus'),
+  idStatus: $('idstatus'), hideIp: $('hideip'), hideIpNote: $('hideipnote'),
 };
-let iceServers = [];
+let iceServers = [];  // the operator's STUN/TURN servers (config.json); `matched` adds minted TURN credentials
+let relay = false;    // the lobby has a TURN relay: "hide my IP" can work
+let relayOnly = false; // the lobby hides every user's IP address
 let noPartnerNoticeAfter = 15; // seconds; the server's config says how long
 let localStream = null;
 let pc = null;
@@ -147,7 +122,7 @@ line.on('matched', (d) => {
   setStatus(`You're talking to ${who}. Say hi!${common}`);
   logLine('sys', `Connected to ${who}.`);
   setState('matched');
-  startPeer(d.initiator);
+  startPeer(d.initiator, Array.isArray(d.iceServers) ? d.iceServers : []);
   ui.text.focus();
 });
 line.on('partner_left', () => {
@@ -300,19 +275,44 @@ function sendTyping(on) {
 }
 
 // ---- WebRTC ----------------------------------------------------------------------------------------
-function startPeer(initiator) {
+// Hiding the IP address (hideip.js): relay candidates only, and nothing that could carry an address of
+// this browser leaves the page.
+const hiding = () => relayOnly || (relay && ui.hideIp.checked);
+function localSdp(hide) {
+  const d = pc.localDescription;
+  return { type: d.type, sdp: hide ? HideIp.sdp(d.sdp) : d.sdp };
+}
+
+function startPeer(initiator, minted) {
   closePeer();
-  pc = new RTCPeerConnection({ iceServers });
+  const hide = hiding();
+  pc = new RTCPeerConnection({ iceServers: iceServers.concat(minted), iceTransportPolicy: hide ? 'relay' : 'all' });
   document.body.dataset.rtc = 'new';
+  document.body.dataset.rtcHidden = hide ? 'yes' : 'no';
+  document.body.dataset.relayError = 'no';
   const mine = pc;
-  pc.onconnectionstatechange = () => { if (pc === mine) document.body.dataset.rtc = pc.connectionState; };
-  pc.onicecandidate = (e) => { if (e.candidate) line.emit('signal', { data: { candidate: e.candidate.toJSON() } }); };
+  pc.onconnectionstatechange = () => {
+    if (pc !== mine) return;
+    document.body.dataset.rtc = pc.connectionState;
+    if (pc.connectionState === 'failed') setStatus('The video connection failed; text chat still works.', true);
+  };
+  let relayed = 0;
+  pc.onicecandidate = (e) => {
+    const c = e.candidate && (hide ? HideIp.candidate(e.candidate.toJSON()) : e.candidate.toJSON());
+    if (c && c.candidate) relayed++;
+    if (c) line.emit('signal', { data: { candidate: c } });
+  };
+  pc.onicegatheringstatechange = () => {
+    if (pc !== mine || pc.iceGatheringState !== 'complete' || !hide || relayed > 0) return;
+    document.body.dataset.relayError = 'yes';
+    setStatus('The relay could not be reached (or refused this page), so there is no video while your IP address is hidden. Text chat still works.', true);
+  };
   pc.ontrack = (e) => { ui.remote.srcObject = e.streams[0] || new MediaStream([e.track]); };
   if (localStream) localStream.getTracks().forEach((t) => pc.addTrack(t, localStream));
   else { pc.addTransceiver('video', { direction: 'recvonly' }); pc.addTransceiver('audio', { direction: 'recvonly' }); }
   if (initiator) {
     pc.createOffer().then((offer) => pc.setLocalDescription(offer))
-      .then(() => withIdentity({ type: pc.localDescription.type, sdp: pc.localDescription.sdp }))
+      .then(() => withIdentity(localSdp(hide)))
       .then((data) => { if (pc === mine) line.emit('signal', { data }); })
       .catch(() => setStatus('Could not start the video connection.', true));
   }
@@ -329,7 +329,7 @@ async function onSignal(data) {
       pendingCandidates = [];
       if (data.sdp.type === 'offer' && pc === mine) {
         await pc.setLocalDescription(await pc.createAnswer());
-        const answer = await withIdentity({ type: pc.localDescription.type, sdp: pc.localDescription.sdp });
+        const answer = await withIdentity(localSdp(document.body.dataset.rtcHidden === 'yes'));
         if (pc === mine) line.emit('signal', { data: answer });
       }
     } else if (data.candidate) {
@@ -355,9 +355,27 @@ const config = fetch('config.json', { credentials: 'omit', cache: 'no-store' })
     iceServers = c.iceServers || [];
     if (typeof c.noPartnerNoticeAfter === 'number' && c.noPartnerNoticeAfter > 0) noPartnerNoticeAfter = c.noPartnerNoticeAfter;
     registryOn = c.registry === true;
+    relay = c.relay === true;
+    relayOnly = c.relayOnly === true;
   })
-  .catch(() => {});
+  .catch(() => {})
+  .then(showHideIp);
 setState('idle');
+
+// ---- "hide my IP": what the partner can see, said next to the switch -------------------------------
+function showHideIp() {
+  const box = ui.hideIp;
+  box.disabled = relayOnly || !relay;
+  if (relayOnly) box.checked = true;
+  if (!relay) box.checked = false;
+  const on = hiding();
+  document.body.dataset.hideip = relayOnly ? 'forced' : !relay ? 'unavailable' : on ? 'on' : 'off';
+  ui.hideIpNote.textContent = HideIp.note(document.body.dataset.hideip);
+  if (matched && on !== (document.body.dataset.rtcHidden === 'yes')) {
+    ui.hideIpNote.textContent += ' This applies from your next partner.';
+  }
+}
+ui.hideIp.addEventListener('change', showHideIp);
 startIdentity(config);
 
 // ---- calls by ID or name ---------------------------------------------------------------------------

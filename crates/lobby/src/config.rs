@@ -2,7 +2,7 @@
 //! before falling back to random, what the page is told (ICE servers, when to say nobody was found),
 //! and the optional Redis with its heartbeat TTL.
 
-use crate::Limits;
+use crate::{Limits, TurnAccess};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -44,6 +44,13 @@ pub struct LobbyConfig {
     pub registry: Option<String>,
     /// How long a call rings before it times out.
     pub ring_timeout: Duration,
+    /// A TURN relay whose short-lived credentials each matched user gets in `matched` (the secret
+    /// never leaves the server).
+    pub turn: Option<TurnAccess>,
+    /// Every page uses relay candidates only and sends no host or server-reflexive candidate: no
+    /// partner learns a user's address. Needs a TURN relay ([`LobbyConfig::turn`] or a `turn:` ICE
+    /// server).
+    pub relay_only: bool,
 }
 
 impl LobbyConfig {
@@ -59,7 +66,16 @@ impl LobbyConfig {
             redis_ttl: Duration::from_secs(5),
             registry: None,
             ring_timeout: Duration::from_secs(30),
+            turn: None,
+            relay_only: false,
         }
+    }
+
+    /// Whether pages are given a TURN relay (minted credentials, or a configured `turn:` ICE server):
+    /// only then can a user hide their address from the partner.
+    pub fn has_relay(&self) -> bool {
+        self.turn.is_some()
+            || self.ice_servers.iter().flat_map(|s| &s.urls).any(|u| u.starts_with("turn:") || u.starts_with("turns:"))
     }
 
     /// The largest Engine.IO packet accepted: room for the largest signal or text plus framing.

@@ -343,7 +343,14 @@ impl<A: Adapter> Hub<A> {
     fn notice_event(&self, notice: Notice<Sid>) -> (Sid, &'static str, Value) {
         match notice {
             Notice::Matched { to, initiator, common, .. } => {
-                (to, "matched", json!({ "initiator": initiator, "common": common }))
+                let mut data = json!({ "initiator": initiator, "common": common });
+                if let (Some(turn), Value::Object(map)) = (&self.config.turn, &mut data) {
+                    // fresh credentials for this match only; the secret stays here
+                    let id = crate::random_user_id().unwrap_or_default();
+                    let server = turn.mint(crate::unix_now(), &id);
+                    map.insert("iceServers".into(), json!([server]));
+                }
+                (to, "matched", data)
             }
             Notice::PartnerLeft { to } => (to, "partner_left", json!({})),
             Notice::Ring { to, from } => {

@@ -29,7 +29,9 @@ mod hub;
 pub mod page;
 mod redis_queue;
 pub mod registry_proxy;
+mod relay;
 pub mod server;
 
 pub use config::{IceServer, LobbyConfig};
+pub use relay::{random_secret, random_user_id, unix_now, TurnAccess, DEFAULT_TURN_TTL};
 pub use server::LobbyServer;

@@ -14,7 +14,12 @@ use serde_json::json;
 const INDEX: &str = include_str!("../page/index.html");
 const APP: &str = include_str!("../page/app.js");
 const IDENTITY: &str = include_str!("../page/identity.js");
+const HIDE_IP: &str = include_str!("../page/hideip.js");
 const STYLE: &str = include_str!("../page/style.css");
+/// The official Socket.IO browser client (socket.io-client 4.8.4, `dist/socket.io.min.js`, verbatim) and
+/// the licences of what it bundles: see page/vendor/README.md.
+const SOCKET_IO: &str = include_str!("../page/vendor/socket.io.min.js");
+const SOCKET_IO_LICENSE: &str = include_str!("../page/vendor/socket.io-client.LICENSE.txt");
 
 /// Only this origin (and the ICE servers, which CSP does not govern); media from the camera.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
@@ -32,19 +37,30 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     )
 }
 
-/// The page's routes: `/`, `/app.js`, `/style.css`, `/config.json` (and an empty `/favicon.ico`).
+/// The page's routes: `/`, `/app.js`, `/identity.js`, `/hideip.js`, `/style.css`, `/config.json`, the Socket.IO client
+/// `/vendor/socket.io.min.js` with its licence `/vendor/socket.io-client.LICENSE.txt` (and an empty
+/// `/favicon.ico`).
 pub fn routes(lobby: &LobbyConfig) -> Router {
     let config = json!({
         "iceServers": lobby.ice_servers,
         "noPartnerNoticeAfter": lobby.no_partner_notice_after.as_secs_f64(),
         "registry": lobby.registry.is_some(),
+        // whether "hide my IP" can work here (a relay), and whether the operator forces it
+        "relay": lobby.has_relay(),
+        "relayOnly": lobby.relay_only,
     })
     .to_string();
     Router::new()
         .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX) }))
         .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP) }))
         .route("/identity.js", get(|| async { asset("text/javascript; charset=utf-8", IDENTITY) }))
+        .route("/hideip.js", get(|| async { asset("text/javascript; charset=utf-8", HIDE_IP) }))
         .route("/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE) }))
+        .route("/vendor/socket.io.min.js", get(|| async { asset("text/javascript; charset=utf-8", SOCKET_IO) }))
+        .route(
+            "/vendor/socket.io-client.LICENSE.txt",
+            get(|| async { asset("text/plain; charset=utf-8", SOCKET_IO_LICENSE) }),
+        )
         .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
         .route(
             "/config.json",

@@ -45,6 +45,11 @@ impl FromStr for IpRange {
     }
 }
 
+/// Whether two addresses are the same host (an IPv4-mapped IPv6 address is its IPv4 address).
+pub fn same_ip(a: IpAddr, b: IpAddr) -> bool {
+    canonical(a) == canonical(b)
+}
+
 /// IPv4-mapped IPv6 addresses are their IPv4 address.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {

@@ -5,7 +5,7 @@
 use crate::allocation::{Allocation, BindError};
 pub use crate::allocation::{ClientKey, Transport};
 use crate::credentials::{check_rest_username, long_term_key, rest_password, CredentialError};
-use crate::policy::PeerPolicy;
+use crate::policy::{self, PeerPolicy};
 pub use crate::stats::{Refusal, Stats};
 use crate::stun::{self, Class, Message, Writer};
 use hmac::{Hmac, KeyInit, Mac};
@@ -273,12 +273,30 @@ impl Server {
         self.relay_to_peer(relay, peer, data);
     }
 
+    /// Whether `peer` may be reached: the peer policy, or another allocation of this server (one of its relay
+    /// addresses, a port of the relay range), which two clients that both relay (a "hide my IP" call through
+    /// one server) need. The server's other ports stay refused, so no service of the host is reachable.
+    fn peer_allowed(&self, peer: SocketAddr) -> bool {
+        let policy = &self.config.policy;
+        if policy.permits(peer.ip()) {
+            return true;
+        }
+        let relay_ip = self.config.relay_ips.iter().any(|ip| policy::same_ip(*ip, peer.ip()));
+        relay_ip
+            && (self.config.min_port..=self.config.max_port).contains(&peer.port())
+            && !policy.denied.iter().any(|r| r.contains(peer.ip()))
+    }
+
     fn send_indication(&mut self, now: Instant, from: ClientKey, message: &Message) {
         let Some(relay) = self.by_client.get(&from).copied() else { return self.refuse(Refusal::NoAllocation) };
         let peer = message.get(stun::XOR_PEER_ADDRESS).and_then(|v| message.xor_address(v, 0).ok());
         let (Some(peer), Some(data)) = (peer, message.get(stun::DATA_ATTR)) else {
             return self.refuse(Refusal::Malformed);
         };
+        // a permission for one of this server's relay addresses is not one for its other ports
+        if !self.peer_allowed(peer) {
+            return self.refuse(Refusal::ForbiddenPeer);
+        }
         let Some(a) = self.allocations.get_mut(relay.0 as usize).and_then(Option::as_mut) else { return };
         if !a.permitted(now, peer.ip()) {
             return self.refuse(Refusal::NoPermission);

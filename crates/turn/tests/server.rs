@@ -181,6 +181,57 @@ fn wrong_expired_and_stale_credentials_are_refused_as_the_rfc_says() {
 }
 
 #[test]
+fn an_allocation_outlives_its_credentials_but_new_allocations_with_them_are_refused() {
+    // as coturn: the REST expiry is checked when allocating; a call keeps its relay past the TTL
+    let t0 = Instant::now();
+    let mut server = Server::new(config(), t0, UNIX);
+    let mut c = Client::new(5000, "alice", 60);
+    assert_eq!(c.allocate(&mut server, t0), 0);
+    let later = t0 + Duration::from_secs(300);
+    assert_eq!(c.permission(&mut server, later, peer()), 0, "CreatePermission after the expiry");
+    assert_eq!(c.bind(&mut server, later, 0x4000, peer()), 0, "ChannelBind after the expiry");
+    let refresh = c.request(stun::REFRESH, |w| w.u32(stun::LIFETIME, 600));
+    assert_eq!(c.ask(&mut server, later, &refresh), 0, "Refresh after the expiry");
+    let mut again = Client::new(5001, "alice", 60);
+    assert_eq!(again.allocate(&mut server, later), 401, "a new allocation with expired credentials");
+    // and the allocation, once gone, cannot be made again with them
+    let delete = c.request(stun::REFRESH, |w| w.u32(stun::LIFETIME, 0));
+    assert_eq!(c.ask(&mut server, later, &delete), 0);
+    assert_eq!(c.allocate(&mut server, later), 401);
+}
+
+#[test]
+fn two_allocations_of_one_server_reach_each_other_but_not_its_other_ports() {
+    // both sides of a "hide my IP" call relay through the same server: each peer is the other's relay
+    let t0 = Instant::now();
+    let mut server = Server::new(config(), t0, UNIX);
+    let (mut a, mut b) = (Client::new(5000, "alice", 7200), Client::new(5001, "bob", 7200));
+    assert_eq!(a.allocate(&mut server, t0), 0);
+    assert_eq!(b.allocate(&mut server, t0), 0);
+    let (relay_a, relay_b): (SocketAddr, SocketAddr) =
+        ("203.0.113.1:49152".parse().unwrap(), "203.0.113.1:49153".parse().unwrap());
+    assert_eq!(a.permission(&mut server, t0, relay_b), 0);
+    assert_eq!(b.permission(&mut server, t0, relay_a), 0);
+    assert_eq!(a.bind(&mut server, t0, 0x4000, relay_b), 0);
+    let send = |to: SocketAddr| {
+        Writer::new(stun::SEND, Class::Indication, [7; 12])
+            .xor_address(stun::XOR_PEER_ADDRESS, to)
+            .attr(stun::DATA_ATTR, &[1; 100])
+            .finish()
+    };
+    server.handle_client(t0, a.key, &send(relay_b));
+    assert_eq!(to_peers(&mut server), vec![(relay_b, vec![1; 100])], "A's relay sends to B's relay");
+    server.handle_peer(t0, RelayId(1), relay_a, &[2; 100]);
+    assert_eq!(to_client(&mut server).len(), 1, "B hears A");
+    // the permission for the server's address does not open its other ports
+    server.handle_client(t0, a.key, &send("203.0.113.1:22".parse().unwrap()));
+    assert!(to_peers(&mut server).is_empty(), "no Send to the host's port 22");
+    assert_eq!(server.stats().refused(Refusal::ForbiddenPeer), 1);
+    assert_eq!(a.bind(&mut server, t0, 0x4001, "203.0.113.1:22".parse().unwrap()), 403);
+    assert_eq!(a.permission(&mut server, t0, "203.0.113.1:3478".parse().unwrap()), 403, "not a relay port");
+}
+
+#[test]
 fn allocations_expire_refresh_extends_and_zero_deletes() {
     let t0 = Instant::now();
     let mut server = Server::new(config(), t0, UNIX);

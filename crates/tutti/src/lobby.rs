@@ -1,13 +1,16 @@
 //! `tutti lobby`: the anonymous random video-chat lobby's command line and `[lobby]` TOML table, merged
 //! into one [`LobbyConfig`] (flags win over the file, the file over the defaults), then served until
-//! SIGINT/SIGTERM. Prints the address it listens on to stdout (port 0 picks a free one).
+//! SIGINT/SIGTERM. Prints the address it listens on to stdout (port 0 picks a free one). With a TURN
+//! relay (`--turn-url` + `--turn-secret-file`, or `--turn-embedded` in this process), every matched
+//! user gets short-lived credentials for it; `--relay-only` hides every user's address from partners.
 
+use crate::turn::{EmbeddedRelay, EmbeddedTurn};
 use anyhow::{bail, Context};
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
-use tutti_lobby::{IceServer, Limits, LobbyConfig, LobbyServer};
+use tutti_lobby::{IceServer, Limits, LobbyConfig, LobbyServer, TurnAccess};
 
 /// Command-line flags of `tutti lobby`. Every value flag can also be set in the `[lobby]` table of the
 /// `--config` file, under its long name with `_` for `-`.
@@ -54,6 +57,34 @@ pub struct Args {
     /// Refused events within 10 s after which a socket is disconnected [default: 30].
     #[arg(long, value_name = "N")]
     pub strikes: Option<u32>,
+    /// TURN relay URL matched users get credentials for (repeatable: e.g. turn:HOST:3478 and
+    /// turn:HOST:3478?transport=tcp). Needs --turn-secret-file, or names the --turn-embedded relay.
+    #[arg(long, value_name = "URL")]
+    pub turn_url: Vec<String>,
+    /// File whose first line is the TURN relay's shared secret (its --static-auth-secret); never sent to a page.
+    #[arg(long, value_name = "FILE")]
+    pub turn_secret_file: Option<PathBuf>,
+    /// Seconds the TURN credentials handed to a matched user stay valid [default: 600].
+    #[arg(long, value_name = "SECONDS")]
+    pub turn_ttl: Option<u64>,
+    /// Start a TURN relay in this process, with a random secret kept in memory only, and hand out credentials
+    /// for it.
+    #[arg(long)]
+    pub turn_embedded: bool,
+    /// With --turn-embedded: the address it listens and relays on [default: the --listen address, or the
+    /// address of the default route's interface when that is 0.0.0.0].
+    #[arg(long, value_name = "IP")]
+    pub turn_listening_ip: Option<IpAddr>,
+    /// With --turn-embedded: its UDP and TCP port [default: 3478].
+    #[arg(long, value_name = "PORT")]
+    pub turn_listening_port: Option<u16>,
+    /// With --turn-embedded: allow relaying to loopback peers (tests and single-machine setups only).
+    #[arg(long)]
+    pub turn_allow_loopback_peers: bool,
+    /// Hide every user's IP address from partners: pages use relay candidates only and send no host or
+    /// server-reflexive candidate. Needs a TURN relay.
+    #[arg(long)]
+    pub relay_only: bool,
 }
 
 /// The `[lobby]` table of the configuration file.
@@ -72,16 +103,45 @@ struct FileLobby {
     rate: Option<f64>,
     burst: Option<f64>,
     strikes: Option<u32>,
+    turn_url: Option<Vec<String>>,
+    turn_secret_file: Option<PathBuf>,
+    turn_ttl: Option<u64>,
+    turn_embedded: Option<bool>,
+    turn_listening_ip: Option<IpAddr>,
+    turn_listening_port: Option<u16>,
+    turn_allow_loopback_peers: Option<bool>,
+    relay_only: Option<bool>,
+}
+
+/// How the lobby reaches its TURN relay, before an embedded one is started.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnPlan {
+    /// No relay: pages connect directly (or through the configured ICE servers).
+    None,
+    /// A relay run elsewhere (`tutti turn`, coturn) whose secret the lobby was given.
+    External(TurnAccess),
+    /// A relay to start in this process ([`start_embedded`] makes its secret and the [`TurnAccess`]);
+    /// `urls` are where pages reach it (none given: its own address, over UDP and TCP).
+    Embedded { turn: EmbeddedTurn, urls: Vec<String>, ttl: Duration },
+}
+
+/// Everything `tutti lobby` runs with: the lobby's configuration (its `turn` filled in once an embedded
+/// relay is started) and the TURN relay plan.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub lobby: LobbyConfig,
+    pub turn: TurnPlan,
 }
 
 impl Args {
     /// Merges the flags over the configuration file over the defaults, and checks every value.
-    pub fn settings(&self) -> anyhow::Result<LobbyConfig> {
+    pub fn settings(&self) -> anyhow::Result<Settings> {
         let file = match &self.config {
             Some(path) => crate::config_file::table(path, "lobby")?,
             None => FileLobby::default(),
         };
         let listen = self.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let turn = self.turn_plan(&file, listen)?;
         let mut config = LobbyConfig::new(listen);
         config.redis = self.redis.clone().or(file.redis);
         config.registry = self.registry.clone().or(file.registry);
@@ -130,18 +190,115 @@ impl Args {
             bail!("--rate must be above 0 and --burst at least 1");
         }
         config.limits = limits;
-        Ok(config)
+        if let TurnPlan::External(access) = &turn {
+            config.turn = Some(access.clone());
+        }
+        config.relay_only = self.relay_only || file.relay_only.unwrap_or(false);
+        if config.relay_only && turn == TurnPlan::None && !config.has_relay() {
+            bail!(
+                "--relay-only needs a TURN relay for the calls to go through: add --turn-embedded, or --turn-url with \
+                 --turn-secret-file (or a turn: server in ice_servers)"
+            );
+        }
+        Ok(Settings { lobby: config, turn })
     }
+
+    /// The TURN relay: none, one run elsewhere (URLs and the secret's file), or one to start here.
+    fn turn_plan(&self, file: &FileLobby, listen: SocketAddr) -> anyhow::Result<TurnPlan> {
+        let urls =
+            if self.turn_url.is_empty() { file.turn_url.clone().unwrap_or_default() } else { self.turn_url.clone() };
+        let secret_file = self.turn_secret_file.clone().or(file.turn_secret_file.clone());
+        let ttl =
+            Duration::from_secs(self.turn_ttl.or(file.turn_ttl).unwrap_or(tutti_lobby::DEFAULT_TURN_TTL.as_secs()));
+        let embedded = self.turn_embedded || file.turn_embedded.unwrap_or(false);
+        let embedded_only = [
+            (self.turn_listening_ip.or(file.turn_listening_ip).is_some(), "--turn-listening-ip"),
+            (self.turn_listening_port.or(file.turn_listening_port).is_some(), "--turn-listening-port"),
+            (
+                self.turn_allow_loopback_peers || file.turn_allow_loopback_peers.unwrap_or(false),
+                "--turn-allow-loopback-peers",
+            ),
+        ];
+        if let Some((_, flag)) = embedded_only.iter().find(|(set, _)| *set && !embedded) {
+            bail!("{flag} is for the relay of --turn-embedded: add --turn-embedded, or drop {flag}");
+        }
+        if embedded {
+            if secret_file.is_some() {
+                bail!("--turn-embedded makes its own secret: drop --turn-secret-file (or use --turn-url with a relay run elsewhere)");
+            }
+            let ip = match self.turn_listening_ip.or(file.turn_listening_ip) {
+                Some(ip) => ip,
+                None if !listen.ip().is_unspecified() => listen.ip(),
+                None => crate::turn::default_route_ip()?,
+            };
+            let turn = EmbeddedTurn {
+                ip,
+                port: self.turn_listening_port.or(file.turn_listening_port).unwrap_or(3478),
+                allow_loopback_peers: self.turn_allow_loopback_peers || file.turn_allow_loopback_peers.unwrap_or(false),
+            };
+            // the TTL and any URLs given are checked now, before anything is started
+            TurnAccess::new(if urls.is_empty() { turn.urls(turn.port) } else { urls.clone() }, "check".into(), ttl)?;
+            return Ok(TurnPlan::Embedded { turn, urls, ttl });
+        }
+        match (urls.is_empty(), secret_file) {
+            (true, None) => {
+                if self.turn_ttl.or(file.turn_ttl).is_some() {
+                    bail!("--turn-ttl without a relay: add --turn-url and --turn-secret-file, or --turn-embedded");
+                }
+                Ok(TurnPlan::None)
+            }
+            (false, None) => {
+                bail!("--turn-url needs --turn-secret-file FILE (the relay's shared secret), or --turn-embedded")
+            }
+            (true, Some(_)) => {
+                bail!("--turn-secret-file needs --turn-url turn:HOST:PORT (where pages reach the relay)")
+            }
+            (false, Some(path)) => {
+                let secret = crate::turn::read_secret(&path)?;
+                if secret.is_empty() {
+                    bail!("the TURN secret file {} is empty", path.display());
+                }
+                Ok(TurnPlan::External(TurnAccess::new(urls, secret, ttl)?))
+            }
+        }
+    }
+}
+
+/// Starts the relay of [`TurnPlan::Embedded`] (if that is the plan) and points the lobby at it: the
+/// lobby's `turn` gets the relay's URLs and its freshly generated secret. `tutti all` does the same.
+pub fn start_embedded(settings: &mut Settings) -> anyhow::Result<Option<EmbeddedRelay>> {
+    let TurnPlan::Embedded { turn, urls, ttl } = &settings.turn else { return Ok(None) };
+    let relay = turn.start()?;
+    let urls = if urls.is_empty() { relay.urls() } else { urls.clone() };
+    settings.lobby.turn = Some(TurnAccess::new(urls, relay.secret().to_string(), *ttl)?);
+    Ok(Some(relay))
 }
 
 /// Runs the lobby until SIGINT or SIGTERM.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let config = args.settings()?;
+    let mut settings = args.settings()?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let relay = start_embedded(&mut settings)?;
+    let config = &settings.lobby;
+    let outcome = runtime.block_on(async {
         let server = LobbyServer::bind(config.clone()).await?;
+        // first line: where it listens (scripts and tests read it)
         println!("tutti lobby: listening on http://{}/", server.local_addr());
+        if let Some(relay) = &relay {
+            let addrs: Vec<String> = relay.local_addrs().iter().map(ToString::to_string).collect();
+            println!("tutti lobby: TURN relay in this process on {} (UDP and TCP)", addrs.join(", "));
+        }
+        if let Some(turn) = &config.turn {
+            println!(
+                "tutti lobby: matched users get TURN credentials for {} valid {} s",
+                turn.urls().join(", "),
+                turn.ttl().as_secs()
+            );
+        }
+        if config.relay_only {
+            println!("tutti lobby: relay only: pages use relay candidates only, partners never see a user's address");
+        }
         if config.limits != Limits::default() {
             println!("tutti lobby: limits differ from the defaults: {:?}", config.limits);
         }
@@ -153,7 +310,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         server.serve(shutdown_signal()).await?;
         anyhow::Ok(())
-    })
+    });
+    if let Some(relay) = relay {
+        relay.stop()?;
+    }
+    outcome
 }
 
 pub(crate) async fn shutdown_signal() {
@@ -164,5 +325,90 @@ pub(crate) async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn settings(argv: &[&str]) -> anyhow::Result<Settings> {
+        Cli::try_parse_from(std::iter::once("lobby").chain(argv.iter().copied()))?.args.settings()
+    }
+
+    #[test]
+    fn turn_from_the_file_and_from_flags() {
+        let dir = std::env::temp_dir().join(format!("tutti-lobby-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = dir.join("secret");
+        std::fs::write(&secret, "s3cret\nignored\n").unwrap();
+        let file = dir.join("tutti.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[lobby]\nturn_url = [\"turn:t.example:3478\", \"turn:t.example:3478?transport=tcp\"]\n\
+                 turn_secret_file = {secret:?}\nturn_ttl = 90\nrelay_only = true\n"
+            ),
+        )
+        .unwrap();
+        let s = settings(&["--config", file.to_str().unwrap()]).unwrap();
+        let TurnPlan::External(access) = &s.turn else { panic!("{:?}", s.turn) };
+        assert_eq!(access.urls(), ["turn:t.example:3478", "turn:t.example:3478?transport=tcp"]);
+        assert_eq!(access.ttl(), Duration::from_secs(90));
+        assert_eq!(access.mint(0, "x").credential, Some(tutti_turn::credentials::rest_password("s3cret", "90:x")));
+        assert!(s.lobby.relay_only && s.lobby.turn.is_some());
+        // flags win; the default TTL is 600 s
+        let s = settings(&["--config", file.to_str().unwrap(), "--turn-url", "turns:u.example:5349"]).unwrap();
+        assert_eq!(s.lobby.turn.as_ref().unwrap().urls(), ["turns:u.example:5349"]);
+        let secret = secret.to_str().unwrap();
+        let s = settings(&["--turn-url", "turn:v:3478", "--turn-secret-file", secret]).unwrap();
+        assert_eq!(s.lobby.turn.unwrap().ttl(), Duration::from_secs(600));
+        assert!(!s.lobby.relay_only);
+        std::fs::write(&file, "[lobby]\nturn_secret = \"inline\"\n").unwrap();
+        assert!(settings(&["--config", file.to_str().unwrap()]).is_err(), "unknown keys are refused");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_embedded_relay_listens_where_the_lobby_does_unless_told() {
+        let s = settings(&["--listen", "127.0.0.1:8080", "--turn-embedded", "--relay-only"]).unwrap();
+        let TurnPlan::Embedded { turn, urls, ttl } = &s.turn else { panic!("{:?}", s.turn) };
+        assert_eq!((turn.ip, turn.port, turn.allow_loopback_peers), ("127.0.0.1".parse().unwrap(), 3478, false));
+        assert!(urls.is_empty() && *ttl == Duration::from_secs(600));
+        assert_eq!(turn.urls(3478), ["turn:127.0.0.1:3478", "turn:127.0.0.1:3478?transport=tcp"]);
+        assert!(s.lobby.turn.is_none() && s.lobby.relay_only, "credentials come once it runs");
+        let s = settings(&["--turn-embedded", "--turn-listening-ip", "::1", "--turn-listening-port", "3479"]).unwrap();
+        let TurnPlan::Embedded { turn, .. } = &s.turn else { panic!() };
+        assert_eq!(turn.urls(3479)[0], "turn:[::1]:3479");
+    }
+
+    #[test]
+    fn an_embedded_relay_gives_the_lobby_credentials_for_it() {
+        let mut s =
+            settings(&["--listen", "127.0.0.1:0", "--turn-embedded", "--turn-listening-port", "0", "--turn-ttl", "60"])
+                .unwrap();
+        let relay = start_embedded(&mut s).unwrap().expect("a relay");
+        let port = relay.local_addrs()[0].port();
+        assert_ne!(port, 0);
+        let access = s.lobby.turn.clone().expect("credentials for it");
+        assert_eq!(access.urls(), [format!("turn:127.0.0.1:{port}"), format!("turn:127.0.0.1:{port}?transport=tcp")]);
+        assert_eq!(relay.secret().len(), 43, "32 random bytes");
+        assert!(!format!("{relay:?}{access:?}").contains(relay.secret()));
+        relay.stop().unwrap();
+    }
+
+    #[test]
+    fn relay_only_needs_a_relay() {
+        assert!(settings(&["--relay-only"]).unwrap_err().to_string().contains("needs a TURN relay"));
+        let s = settings(&["--relay-only", "--ice-server", "turn:static.example:3478"]).unwrap();
+        assert!(s.lobby.relay_only && s.lobby.has_relay());
+        assert!(!settings(&[]).unwrap().lobby.has_relay());
     }
 }

@@ -184,7 +184,7 @@ impl Args {
 }
 
 /// The address of the interface the default route leaves from (a UDP connect sends nothing).
-fn default_route_ip() -> anyhow::Result<IpAddr> {
+pub(crate) fn default_route_ip() -> anyhow::Result<IpAddr> {
     let socket = std::net::UdpSocket::bind("0.0.0.0:0").context("cannot open a UDP socket")?;
     socket
         .connect("192.0.2.1:9")
@@ -193,7 +193,7 @@ fn default_route_ip() -> anyhow::Result<IpAddr> {
         .context("no default route to find the relay address from: pass --relay-ip or --listening-ip")
 }
 
-fn read_secret(path: &Path) -> anyhow::Result<String> {
+pub(crate) fn read_secret(path: &Path) -> anyhow::Result<String> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read the secret file {}", path.display()))?;
     Ok(text.lines().next().unwrap_or("").trim().to_string())
@@ -225,6 +225,91 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     relay.run(&stop)?;
     Ok(())
+}
+
+/// A TURN relay to run inside another subcommand's process (`tutti lobby --turn-embedded`, `tutti all`):
+/// listening and relaying on one address, every other setting `tutti turn`'s default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbeddedTurn {
+    pub ip: IpAddr,
+    /// UDP and TCP port (0 picks a free one).
+    pub port: u16,
+    pub allow_loopback_peers: bool,
+}
+
+impl EmbeddedTurn {
+    /// `turn:IP:PORT` and `turn:IP:PORT?transport=tcp`.
+    pub fn urls(&self, port: u16) -> Vec<String> {
+        let host = match self.ip {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        };
+        vec![format!("turn:{host}:{port}"), format!("turn:{host}:{port}?transport=tcp")]
+    }
+
+    /// Starts the relay on its own thread with a random secret that exists only in this process.
+    pub fn start(&self) -> anyhow::Result<EmbeddedRelay> {
+        let secret = tutti_lobby::random_secret()?;
+        let args = Args {
+            listening_ip: vec![self.ip],
+            listening_port: Some(self.port),
+            static_auth_secret: Some(secret.clone()),
+            allow_loopback_peers: self.allow_loopback_peers,
+            ..Args::default()
+        };
+        let settings = args.settings()?;
+        let server = Server::new(settings.server, std::time::Instant::now(), tutti_turn::unix_now());
+        let relay = TurnRelay::bind(&settings.shell, server)?;
+        let addrs = relay.local_addrs();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("turn".into())
+            .spawn(move || relay.run(&flag))
+            .context("cannot start the TURN relay's thread")?;
+        Ok(EmbeddedRelay { turn: *self, addrs, secret, stop, thread })
+    }
+}
+
+/// A TURN relay running on a thread of this process; [`EmbeddedRelay::stop`] ends it.
+pub struct EmbeddedRelay {
+    turn: EmbeddedTurn,
+    addrs: Vec<SocketAddr>,
+    secret: String,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Result<(), tutti_turn::TurnError>>,
+}
+
+impl EmbeddedRelay {
+    /// The addresses it listens on (UDP and TCP).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Where pages reach it: `turn:IP:PORT` over UDP and TCP, with the port actually bound.
+    pub fn urls(&self) -> Vec<String> {
+        self.turn.urls(self.addrs.first().map_or(self.turn.port, SocketAddr::port))
+    }
+
+    /// The generated shared secret (give it to the lobby's [`tutti_lobby::TurnAccess`], nowhere else).
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    /// Stops the relay and waits for its thread (at most 250 ms).
+    pub fn stop(self) -> anyhow::Result<()> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        match self.thread.join() {
+            Ok(result) => Ok(result?),
+            Err(_) => bail!("the TURN relay's thread panicked"),
+        }
+    }
+}
+
+impl std::fmt::Debug for EmbeddedRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedRelay").field("addrs", &self.addrs).field("secret", &"<hidden>").finish()
+    }
 }
 
 fn serve_metrics(bind: SocketAddr, stats: Arc<Mutex<Stats>>) -> std::io::Result<SocketAddr> {

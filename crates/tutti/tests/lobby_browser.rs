@@ -7,14 +7,11 @@
 mod lobby_support;
 
 use lobby_support::{node, Lobby};
-use std::path::Path;
 use std::time::Duration;
 
 #[test]
 fn two_browsers_meet_talk_and_see_each_other() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(Path::new(&chromium).exists(), "{chromium} is missing: run ./scripts/test.sh, which installs chromium");
-    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lobby-browser");
+    let artifacts = lobby_support::browser_artifacts("lobby-browser");
     let lobby = Lobby::start(&["--no-partner-notice-after", "1"]);
     let (ok, output) = node("browser.mjs", &[&lobby.url(), artifacts.to_str().unwrap()], Duration::from_secs(120));
     assert!(

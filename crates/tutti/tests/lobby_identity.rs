@@ -3,7 +3,7 @@
 //! `tutti lobby --registry`: create → register → export (the archive decrypts to the key, and `tutti id
 //! import` takes it) → two pages
 //! matched show each other verified with their names; a signaling man-in-the-middle that alters the
-//! DTLS fingerprint (a test-only hook in the page's WebSocket) is shown as a warning, never "verified";
+//! DTLS fingerprint (a test-only hook around the page's transports) is shown as a warning, never "verified";
 //! calls by name declined and accepted, and to an ID that is not reachable; a reload keeps the identity
 //! (non-extractable), delete empties IndexedDB. Also the calls protocol with the official
 //! socket.io-client (`calls.mjs`). Screenshots go to `<target>/tmp/lobby-identity/`.
@@ -11,13 +11,11 @@
 mod lobby_support;
 
 use lobby_support::{node, Lobby, Registry};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 fn artifacts() -> PathBuf {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(Path::new(&chromium).exists(), "{chromium} is missing: run ./scripts/test.sh, which installs chromium");
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("lobby-identity")
+    lobby_support::browser_artifacts("lobby-identity")
 }
 
 /// Runs one scenario of identity.mjs against `lobby`.

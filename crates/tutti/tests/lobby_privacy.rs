@@ -93,7 +93,7 @@ fn page_loads_only_from_its_own_origin() {
     assert!(head.contains("content-security-policy: default-src 'none'; script-src 'self'"), "{head}");
     assert!(head.contains("referrer-policy: no-referrer"));
     assert!(!head.contains("set-cookie"));
-    for asset in ["/", "/app.js", "/identity.js", "/style.css"] {
+    for asset in ["/", "/app.js", "/identity.js", "/hideip.js", "/style.css"] {
         let (head, body) = http_get(lobby.addr, asset);
         assert!(!head.to_lowercase().contains("set-cookie"), "{asset} sets a cookie");
         for needle in ["http://", "https://", "//cdn", "cookie", "localStorage", "analytics"] {
@@ -103,11 +103,14 @@ fn page_loads_only_from_its_own_origin() {
     assert!(html.contains("src=\"app.js\""));
     // no ICE server unless the operator configures one: no third party by default
     // (and the page's no-partner notice after its default 15 s)
-    assert_eq!(lobby.get("/config.json"), r#"{"iceServers":[],"noPartnerNoticeAfter":15.0,"registry":false}"#);
+    assert_eq!(
+        lobby.get("/config.json"),
+        r#"{"iceServers":[],"noPartnerNoticeAfter":15.0,"registry":false,"relay":false,"relayOnly":false}"#
+    );
     let configured = Lobby::start(&["--ice-server", "stun:stun.example.org:3478", "--no-partner-notice-after", "2.5"]);
     assert_eq!(
         configured.get("/config.json"),
-        r#"{"iceServers":[{"urls":["stun:stun.example.org:3478"]}],"noPartnerNoticeAfter":2.5,"registry":false}"#
+        r#"{"iceServers":[{"urls":["stun:stun.example.org:3478"]}],"noPartnerNoticeAfter":2.5,"registry":false,"relay":false,"relayOnly":false}"#
     );
 }
 

@@ -74,7 +74,11 @@ impl Server {
     }
 
     /// The long-term credential check of RFC 8489 §9.2.4 with REST usernames; answers the failures itself.
-    fn authenticate(&mut self, now: Instant, from: ClientKey, m: &Message) -> Option<Auth> {
+    /// The expiry is checked when an allocation is made, not on the requests that keep it (as coturn does,
+    /// which keeps a session's key): `established` is the username of the client's allocation, whose
+    /// Refresh, CreatePermission and ChannelBind still pass once that username has expired, so that a call
+    /// outlives its credentials' TTL while new allocations with them are refused.
+    fn authenticate(&mut self, now: Instant, from: ClientKey, m: &Message, established: Option<&str>) -> Option<Auth> {
         if !m.has_integrity() {
             self.error(from, m, 401, None, Refusal::Unauthorized);
             return None;
@@ -91,6 +95,9 @@ impl Server {
         }
         let user = match check_rest_username(username, self.unix(now)) {
             Ok((_, id)) => if id.is_empty() { username } else { id }.to_string(),
+            Err(CredentialError::Expired) if established == Some(username) => {
+                username.split_once(':').map_or(username, |(_, id)| id).to_string()
+            }
             Err(CredentialError::Expired | CredentialError::NoExpiry) => {
                 self.error(from, m, 401, None, Refusal::Unauthorized);
                 return None;
@@ -125,7 +132,6 @@ impl Server {
                 .attr(stun::UNKNOWN_ATTRIBUTES, &unknown);
             return self.respond(from, w.finish());
         }
-        let Some(auth) = self.authenticate(now, from, m) else { return };
         let mut existing = self.by_client.get(&from).copied();
         if let Some(relay) = existing {
             if self.allocations.get(relay.0 as usize).and_then(Option::as_ref).is_none_or(|a| a.expires <= now) {
@@ -133,6 +139,10 @@ impl Server {
                 existing = None;
             }
         }
+        let established = existing
+            .and_then(|relay| self.allocations.get(relay.0 as usize).and_then(Option::as_ref))
+            .map(|a| a.username.clone());
+        let Some(auth) = self.authenticate(now, from, m, established.as_deref()) else { return };
         if let Some(relay) = existing {
             let Some(a) = self.allocations.get(relay.0 as usize).and_then(Option::as_ref) else { return };
             if a.username != auth.username {
@@ -352,7 +362,7 @@ impl Server {
                 self.error(from, m, 443, Some(key), Refusal::BadRequest);
                 return None;
             }
-            if !self.config.policy.permits(peer.ip()) {
+            if !self.peer_allowed(peer) {
                 self.error(from, m, 403, Some(key), Refusal::ForbiddenPeer);
                 return None;
             }

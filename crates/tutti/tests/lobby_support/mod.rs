@@ -459,6 +459,11 @@ impl Client {
         self.history.lock().unwrap().iter().map(|(n, _)| n.clone()).collect()
     }
 
+    /// Every event received so far, with its data.
+    pub fn history(&self) -> Vec<(String, Value)> {
+        self.history.lock().unwrap().clone()
+    }
+
     /// Closes the WebSocket.
     pub fn close(self) {
         let _ = self.out.send(Message::Close(None));
@@ -490,6 +495,13 @@ pub async fn matched_at_once(lobbies: &[SocketAddr], n: usize) -> Vec<Client> {
     clients
 }
 
+/// Where a browser test saves its screenshots (`<target>/tmp/NAME`), once Chromium is known to be installed.
+pub fn browser_artifacts(name: &str) -> PathBuf {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(Path::new(&chromium).exists(), "{chromium} is missing: run ./scripts/test.sh, which installs chromium");
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
 /// The folder of the Node test scripts, checked to have its npm packages installed.
 pub fn js_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lobby_support/js");
@@ -507,8 +519,13 @@ pub fn js_dir() -> PathBuf {
 
 /// Runs `node SCRIPT ARGS…` in the test scripts' folder, killed after `within`; (success, output).
 pub fn node(script: &str, args: &[&str], within: Duration) -> (bool, String) {
+    node_by(Command::new("node"), script, args, within)
+}
+
+/// The same with a prepared command that runs node (e.g. `ip netns exec NS node`).
+pub fn node_by(mut command: Command, script: &str, args: &[&str], within: Duration) -> (bool, String) {
     let dir = js_dir();
-    let mut child = Command::new("node")
+    let mut child = command
         .arg(script)
         .args(args)
         .current_dir(&dir)

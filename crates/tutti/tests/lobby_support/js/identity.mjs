@@ -2,8 +2,8 @@
 // `--registry` pointing at a real `tutti registry` where the scenario needs names). One scenario a run:
 //   verified  A and B create identities, register names, A exports its key (the archive is decrypted
 //             here and holds A's key), both press Start and see the partner verified, with its name.
-//   tamper    A's outgoing frames pass through a test-only hook (an init script around WebSocket.send,
-//             a signaling man-in-the-middle) that alters the DTLS fingerprint in A's offer or answer: B shows the
+//   tamper    A's outgoing frames pass through a test-only hook (an init script around WebSocket.send and
+//             XMLHttpRequest.send, a signaling man-in-the-middle) that alters the DTLS fingerprint in A's offer or answer: B shows the
 //             warning and never "verified"; A still sees B verified. Without a registry: names hidden.
 //   calls     B is reachable under its name: A calls "bob", B declines; A calls again, B accepts, both
 //             matched and verified; A calls C (an identity that is not reachable) and an unknown name.
@@ -11,7 +11,7 @@
 //             extractable, and it is not shown to the server unasked); delete empties IndexedDB.
 // Every scenario: no request leaves the origin, no cookie, no page error.
 // Usage: node identity.mjs SCENARIO http://127.0.0.1:PORT OUTDIR     Prints "identity ok" on success.
-import { chromium } from 'playwright-core';
+import { harness } from './harness.mjs';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { webcrypto as crypto } from 'node:crypto';
 
@@ -20,23 +20,7 @@ if (!scenario || !url || !outDir) { console.error('usage: node identity.mjs SCEN
 mkdirSync(outDir, { recursive: true });
 const origin = new URL(url).origin;
 const wsOrigin = origin.replace(/^http/, 'ws');
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'],
-});
-const failures = [];
-const foreign = [];
-const pages = [];
-const step = (what) => console.log('step: ' + what);
-async function fail(what) {
-  console.error('FAILED: ' + what);
-  for (const p of pages) {
-    await p.page.screenshot({ path: `${outDir}/${scenario}-failure-${p.name}.png` }).catch(() => {});
-    console.error(`${p.name}: status=${await p.page.textContent('#status').catch(() => '?')} partner=${await p.page.textContent('#partner').catch(() => '?')} id=${await p.page.textContent('#idstatus').catch(() => '?')} data=${JSON.stringify(await p.page.evaluate(() => ({ ...document.body.dataset })).catch(() => ({})))}`);
-  }
-  await browser.close();
-  process.exit(1);
-}
+const { browser, pages, failures, foreign, step, fail } = await harness(outDir, scenario, { partner: '#partner', id: '#idstatus' });
 
 async function open(name, initScript) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 }, acceptDownloads: true });
@@ -133,14 +117,18 @@ if (scenario === 'verified') {
   await a.page.screenshot({ path: `${outDir}/identity-verified.png` });
 } else if (scenario === 'tamper') {
   // the man in the middle: A's offer or answer leaves with one byte of its DTLS fingerprint changed
+  // (both transports of the Socket.IO client: WebSocket frames and long-polling POST bodies)
   const mitm = () => {
-    const send = WebSocket.prototype.send;
-    WebSocket.prototype.send = function (data) {
+    const alter = (data) => {
       if (typeof data === 'string' && data.includes('"signal"') && data.includes('a=fingerprint:')) {
-        data = data.replace(/(a=fingerprint:\S+ )([0-9A-F]{2})/, (_, head, byte) => head + (byte === '00' ? '01' : '00'));
+        return data.replace(/(a=fingerprint:\S+ )([0-9A-F]{2})/, (_, head, byte) => head + (byte === '00' ? '01' : '00'));
       }
-      return send.call(this, data);
+      return data;
     };
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (data) { return send.call(this, alter(data)); };
+    const post = XMLHttpRequest.prototype.send;
+    XMLHttpRequest.prototype.send = function (body) { return post.call(this, alter(body)); };
   };
   const a = await open('A', mitm);
   const b = await open('B');
