@@ -72,6 +72,9 @@ struct FileLobby {
     rate: Option<f64>,
     burst: Option<f64>,
     strikes: Option<u32>,
+    /// Whether `tutti all` runs the lobby (`tutti lobby` itself ignores it).
+    #[serde(rename = "enabled")]
+    _enabled: Option<bool>,
 }
 
 impl Args {
@@ -134,23 +137,29 @@ impl Args {
     }
 }
 
+/// Binds the lobby and says on stdout where it listens and what differs from the defaults.
+pub async fn bind(config: LobbyConfig) -> anyhow::Result<LobbyServer> {
+    let server = LobbyServer::bind(config.clone()).await?;
+    println!("tutti lobby: listening on http://{}/", server.local_addr());
+    if config.limits != Limits::default() {
+        println!("tutti lobby: limits differ from the defaults: {:?}", config.limits);
+    }
+    if config.redis.is_some() {
+        println!("tutti lobby: sharing the queue through Redis");
+    }
+    if let Some(registry) = &config.registry {
+        println!("tutti lobby: forwarding /registry/ to {registry}");
+    }
+    Ok(server)
+}
+
 /// Runs the lobby until SIGINT or SIGTERM.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let config = args.settings()?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let server = LobbyServer::bind(config.clone()).await?;
-        println!("tutti lobby: listening on http://{}/", server.local_addr());
-        if config.limits != Limits::default() {
-            println!("tutti lobby: limits differ from the defaults: {:?}", config.limits);
-        }
-        if config.redis.is_some() {
-            println!("tutti lobby: sharing the queue through Redis");
-        }
-        if let Some(registry) = &config.registry {
-            println!("tutti lobby: forwarding /registry/ to {registry}");
-        }
+        let server = bind(config).await?;
         server.serve(shutdown_signal()).await?;
         anyhow::Ok(())
     })

@@ -1,6 +1,7 @@
 //! The one `tutti` binary: parses the command line and hands each subcommand to its module.
 //! Errors a person reads go to stderr as one sentence with what to do, and the exit code is non-zero.
 
+mod all;
 mod audio_args;
 mod client;
 mod config_file;
@@ -31,6 +32,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run everything in one process: jam server, lobby page, name registry and TURN relay.
+    All(all::Args),
     /// Run a jam server that Jamulus 3.9.1 clients connect to (UDP 22124 by default).
     Server(server::Args),
     /// Run a directory (server list) that Jamulus 3.9.1 servers register with and clients read.
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
+        Command::All(args) => all::run(&args),
         Command::Server(args) => server::run(&args),
         Command::Directory(args) => directory::run(&args),
         Command::Inspect(args) => inspect::run(&args),
