@@ -44,6 +44,8 @@ pub struct LobbyConfig {
     pub registry: Option<String>,
     /// How long a call rings before it times out.
     pub ring_timeout: Duration,
+    /// HTTPS with this certificate and key (reloaded on SIGHUP); plain HTTP without.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl LobbyConfig {
@@ -59,6 +61,7 @@ impl LobbyConfig {
             redis_ttl: Duration::from_secs(5),
             registry: None,
             ring_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 

@@ -28,6 +28,8 @@ pub mod page;
 mod redis_queue;
 pub mod registry_proxy;
 pub mod server;
+pub mod tls;
 
 pub use config::{IceServer, LobbyConfig};
 pub use server::LobbyServer;
+pub use tls::TlsFiles;

@@ -235,8 +235,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         if let Some(config) = plan.lobby.take() {
             let lobby = runtime.block_on(lobby::bind(config))?;
+            let page = if lobby.is_tls() { "https" } else { "http" };
             lines.push(format!(
-                "lobby page   http://{}/: open it in a browser (the camera needs HTTPS, or this machine)",
+                "lobby page   {page}://{}/: open it in a browser (the camera needs HTTPS, or this machine)",
                 reachable(lobby.local_addr())
             ));
             let ended = ended.clone();

@@ -1,13 +1,14 @@
 //! `tutti lobby`: the anonymous random video-chat lobby's command line and `[lobby]` TOML table, merged
 //! into one [`LobbyConfig`] (flags win over the file, the file over the defaults), then served until
-//! SIGINT/SIGTERM. Prints the address it listens on to stdout (port 0 picks a free one).
+//! SIGINT/SIGTERM. Prints the address it listens on to stdout (port 0 picks a free one). With a certificate
+//! (`--tls-cert`/`--tls-key`) it serves HTTPS and reloads the certificate on SIGHUP.
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use tutti_lobby::{IceServer, Limits, LobbyConfig, LobbyServer};
+use tutti_lobby::{IceServer, Limits, LobbyConfig, LobbyServer, TlsFiles};
 
 /// Command-line flags of `tutti lobby`. Every value flag can also be set in the `[lobby]` table of the
 /// `--config` file, under its long name with `_` for `-`.
@@ -54,6 +55,12 @@ pub struct Args {
     /// Refused events within 10 s after which a socket is disconnected [default: 30].
     #[arg(long, value_name = "N")]
     pub strikes: Option<u32>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key. Reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM); needs --tls-cert. Reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The `[lobby]` table of the configuration file.
@@ -72,6 +79,8 @@ struct FileLobby {
     rate: Option<f64>,
     burst: Option<f64>,
     strikes: Option<u32>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     /// Whether `tutti all` runs the lobby (`tutti lobby` itself ignores it).
     #[serde(rename = "enabled")]
     _enabled: Option<bool>,
@@ -133,6 +142,11 @@ impl Args {
             bail!("--rate must be above 0 and --burst at least 1");
         }
         config.limits = limits;
+        config.tls = match (self.tls_cert.clone().or(file.tls_cert), self.tls_key.clone().or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => bail!("HTTPS needs both a certificate and its key: give tls_cert and tls_key together"),
+        };
         Ok(config)
     }
 }
@@ -140,7 +154,11 @@ impl Args {
 /// Binds the lobby and says on stdout where it listens and what differs from the defaults.
 pub async fn bind(config: LobbyConfig) -> anyhow::Result<LobbyServer> {
     let server = LobbyServer::bind(config.clone()).await?;
-    println!("tutti lobby: listening on http://{}/", server.local_addr());
+    let scheme = if server.is_tls() { "https" } else { "http" };
+    println!("tutti lobby: listening on {scheme}://{}/", server.local_addr());
+    if let Some(tls) = &config.tls {
+        println!("tutti lobby: certificate {} (kill -HUP {} reloads it)", tls.cert.display(), std::process::id());
+    }
     if config.limits != Limits::default() {
         println!("tutti lobby: limits differ from the defaults: {:?}", config.limits);
     }

@@ -19,6 +19,8 @@ use tokio_tungstenite::tungstenite::Message;
 pub struct Lobby {
     child: Child,
     pub addr: SocketAddr,
+    /// `http` or `https` (with `--tls-cert`).
+    pub scheme: &'static str,
 }
 
 impl Lobby {
@@ -40,20 +42,21 @@ impl Lobby {
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         out.read_line(&mut line).expect("read tutti lobby's first line");
-        let addr = line
-            .trim()
-            .strip_prefix("tutti lobby: listening on http://")
-            .and_then(|rest| rest.trim_end_matches('/').parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!("tutti lobby did not say where it listens: {line:?}")
-            });
+        let line = line.trim();
+        let (scheme, rest) = match line.strip_prefix("tutti lobby: listening on https://") {
+            Some(rest) => ("https", Some(rest)),
+            None => ("http", line.strip_prefix("tutti lobby: listening on http://")),
+        };
+        let addr = rest.and_then(|rest| rest.trim_end_matches('/').parse().ok()).unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("tutti lobby did not say where it listens: {line:?}")
+        });
         // keep draining stdout so that the child never blocks on a full pipe
         std::thread::spawn(move || {
             let mut sink = Vec::new();
             let _ = out.read_to_end(&mut sink);
         });
-        Lobby { child, addr }
+        Lobby { child, addr, scheme }
     }
 
     pub fn pid(&self) -> u32 {
@@ -74,7 +77,7 @@ impl Lobby {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// `GET path`, the body.
@@ -507,8 +510,14 @@ pub fn js_dir() -> PathBuf {
 
 /// Runs `node SCRIPT ARGS…` in the test scripts' folder, killed after `within`; (success, output).
 pub fn node(script: &str, args: &[&str], within: Duration) -> (bool, String) {
+    node_with_env(script, args, &[], within)
+}
+
+/// The same with environment variables set (e.g. `NODE_EXTRA_CA_CERTS`).
+pub fn node_with_env(script: &str, args: &[&str], env: &[(&str, &Path)], within: Duration) -> (bool, String) {
     let dir = js_dir();
     let mut child = Command::new("node")
+        .envs(env.iter().copied())
         .arg(script)
         .args(args)
         .current_dir(&dir)
