@@ -26,7 +26,9 @@ step() { printf '\n==> %s\n' "$*"; }
 # The real Jami daemon (jami-daemon, with a D-Bus session bus and python3-dbus/gi for its driver; iproute2 for
 # the loopback-only network namespace) for the registry's interop test.
 # coturn (turnserver, turnutils_uclient, turnutils_peer) for the TURN interop tests and benchmark (started by them).
-apt_packages=(gcc make jamulus jackd2 strace nodejs chromium redis-server postgresql jami-daemon dbus-daemon python3-dbus python3-gi iproute2 coturn)
+# nginx (in front of the lobby, with docs/deploy.md's configuration), openssl (test certificates) and curl for the
+# HTTPS tests; systemd (systemd-analyze) for scripts/check-units.sh.
+apt_packages=(gcc make jamulus jackd2 strace nodejs chromium redis-server postgresql jami-daemon dbus-daemon python3-dbus python3-gi iproute2 coturn nginx-light openssl curl systemd)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
