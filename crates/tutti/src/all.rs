@@ -145,6 +145,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if !any {
         anyhow::bail!("every part is switched off: nothing to run");
     }
+    lobby::survive_hangups()?;
     let (ended, parts_ended) = mpsc::channel::<Ended>();
     let stopping = Arc::new(AtomicBool::new(false));
     server::stop_on_signals(&stopping)?;
@@ -359,6 +360,20 @@ mod tests {
         let p = plan(&["--config", path.to_str().unwrap()]).unwrap();
         assert_eq!(p.registry.unwrap().store, StoreConfig::Sqlite("/var/lib/tutti/registry".into()));
         std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn the_packaged_example_configures_every_command() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../contrib/tutti.toml");
+        let p = plan(&["--config", example]).unwrap();
+        assert!(p.jam.is_some() && p.lobby.is_some() && p.turn.is_some() && p.directory.is_none());
+        assert_eq!(p.registry.unwrap().store, StoreConfig::Sqlite("/var/lib/tutti/registry".into()));
+        let config = Some(PathBuf::from(example));
+        server::Args { config: config.clone(), ..Default::default() }.all_settings().unwrap();
+        directory::Args { config: config.clone(), ..Default::default() }.options().unwrap();
+        lobby::Args { config: config.clone(), ..Default::default() }.settings().unwrap();
+        registry::Args { config: config.clone(), ..Default::default() }.settings().unwrap();
+        turn::Args { config, ..Default::default() }.settings_with_secret(Some("s".into())).unwrap();
     }
 
     #[test]

@@ -171,9 +171,17 @@ pub async fn bind(config: LobbyConfig) -> anyhow::Result<LobbyServer> {
     Ok(server)
 }
 
+/// SIGHUP (`systemctl reload`) reloads the lobby's certificate; without one it must not end the process.
+pub fn survive_hangups() -> anyhow::Result<()> {
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, std::sync::Arc::default())
+        .context("cannot install the SIGHUP handler")?;
+    Ok(())
+}
+
 /// Runs the lobby until SIGINT or SIGTERM.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let config = args.settings()?;
+    survive_hangups()?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async {
