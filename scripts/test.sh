@@ -53,6 +53,11 @@ for d in crates/tutti/tests/lobby_support/js bench/anchors/lobby-node; do
     (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 done
+# cargo-deny for the licence, ban and source gate (deny.toml); from crates.io, once.
+if ! cargo deny --version >/dev/null 2>&1; then
+  step "installing cargo-deny"
+  cargo install --locked cargo-deny
+fi
 for c in rustfmt clippy; do
   if ! cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1; then
     step "installing the Rust component $c"
@@ -66,11 +71,16 @@ if [ "$lint" -eq 1 ]; then
   cargo fmt --all -- --check
   step "cargo clippy (warnings are errors)"
   cargo clippy --workspace --all-targets --locked -- -D warnings
+  step "cargo deny check licenses bans sources (advisories: the database cannot be fetched here)"
+  cargo deny --log-level error check licenses bans sources
 fi
 
 # --- tests ---------------------------------------------------------------------------------------
 step "cargo test --workspace"
 cargo test --workspace --locked
+
+step "systemd units: verify and security scores"
+./scripts/check-units.sh
 
 step "smoke test of the binary"
 cargo run --quiet --locked -p tutti -- --version

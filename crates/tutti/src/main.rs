@@ -13,6 +13,7 @@ mod jsonrpc;
 mod list;
 mod loadgen;
 mod lobby;
+mod manual;
 mod metrics;
 mod registry;
 mod server;
@@ -52,6 +53,10 @@ enum Command {
     Registry(registry::Args),
     /// Run a TURN relay (RFC 8656, coturn's flags and REST credentials) that refuses internal peers.
     Turn(turn::Args),
+    /// Write tutti's man pages (one per command) into a folder.
+    Man(manual::ManArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(manual::CompletionsArgs),
 }
 
 /// Diagnostics on stderr, filtered by `RUST_LOG` (default: warnings and tutti's own info lines).
@@ -76,6 +81,8 @@ fn main() -> ExitCode {
         Command::Id(args) => id::run(&args),
         Command::Client(args) => client::run(&args),
         Command::Turn(args) => turn::run(&args),
+        Command::Man(args) => manual::man(&args, <Cli as clap::CommandFactory>::command()),
+        Command::Completions(args) => manual::completions(&args, <Cli as clap::CommandFactory>::command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
