@@ -5,7 +5,7 @@
 
 mod lobby_support;
 
-use lobby_support::{node_with_env, Lobby};
+use lobby_support::{node_with_env, self_signed_certificate, Lobby};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -89,16 +89,7 @@ fn socket_io_through_nginx_with_the_documented_config() {
     let dir = std::env::temp_dir().join(format!("tutti-nginx-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status();
-    assert!(made.is_ok_and(|s| s.success()), "openssl makes a certificate");
+    let (cert, key) = self_signed_certificate(&dir, "proxy");
 
     let output = dir.join("tutti-stderr.txt");
     let mut command = Command::new(env!("CARGO_BIN_EXE_tutti"));

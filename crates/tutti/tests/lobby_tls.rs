@@ -5,7 +5,7 @@
 
 mod lobby_support;
 
-use lobby_support::{js_dir, node_with_env, Lobby};
+use lobby_support::{js_dir, node_with_env, self_signed_certificate, Lobby};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -28,19 +28,11 @@ impl Drop for TempDir {
     }
 }
 
-/// A self-signed P-256 certificate for localhost and 127.0.0.1: (cert.pem, key.pem, SHA-256 fingerprint).
+/// A self-signed certificate, its key and its SHA-256 fingerprint.
 fn certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf, String) {
-    let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
-    let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status();
-    assert!(made.is_ok_and(|s| s.success()), "openssl makes a certificate (apt-get install openssl)");
-    (cert.clone(), key, fingerprint_of(&cert))
+    let (cert, key) = self_signed_certificate(dir, name);
+    let print = fingerprint_of(&cert);
+    (cert, key, print)
 }
 
 fn fingerprint_of(cert: &Path) -> String {

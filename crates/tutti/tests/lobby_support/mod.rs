@@ -493,6 +493,22 @@ pub async fn matched_at_once(lobbies: &[SocketAddr], n: usize) -> Vec<Client> {
     clients
 }
 
+/// A self-signed P-256 certificate for localhost and 127.0.0.1, made by the `openssl` command line in
+/// `dir`: (NAME.pem, NAME.key).
+pub fn self_signed_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status();
+    assert!(made.is_ok_and(|s| s.success()), "openssl makes a certificate (apt-get install openssl)");
+    (cert, key)
+}
+
 /// The folder of the Node test scripts, checked to have its npm packages installed.
 pub fn js_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lobby_support/js");
