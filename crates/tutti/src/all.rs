@@ -20,7 +20,7 @@ use tutti_registry::{RegistryConfig, StoreConfig};
 #[derive(Debug, Default, clap::Args)]
 #[command(after_help = "The --config file holds the commands' own tables: [server] (or several [[server]]), \
 [lobby], [registry], [turn] and [directory], with the keys each command documents (tutti server --help, …). \
-In each, `enabled = false` leaves that part out; the directory runs only with `enabled = true` in [directory]. \
+In each (each [[server]] table too), `enabled = false` leaves that part out; the directory runs only with `enabled = true` in [directory]. \
 Without [registry] data_dir or database_url, names are kept in memory only; without a [turn] secret, one is \
 generated for this run and kept in memory. See docs/deploy.md.")]
 pub struct Args {
@@ -68,7 +68,7 @@ impl Args {
         let config = self.config.clone();
         let jam = if self.enabled("server", self.no_server, true)? {
             let args = server::Args { config: config.clone(), ..Default::default() };
-            Some(args.all_settings()?)
+            Some(args.enabled_settings()?).filter(|servers| !servers.is_empty())
         } else {
             None
         };
@@ -350,6 +350,10 @@ mod tests {
         let p = plan(&["--config", path.to_str().unwrap()]).unwrap();
         assert!(p.jam.is_none() && p.lobby.is_none() && p.registry.is_none() && p.turn.is_none());
         assert_eq!(p.directory.unwrap().bind.port(), 22300);
+        std::fs::write(&path, "[[server]]\nport = 22301\n[[server]]\nport = 22302\nenabled = false\n").unwrap();
+        let p = plan(&["--config", path.to_str().unwrap(), "--no-turn"]).unwrap();
+        let ports: Vec<u16> = p.jam.unwrap().iter().map(|s| s.options.bind.port()).collect();
+        assert_eq!(ports, [22301], "a [[server]] table with enabled = false is left out");
         let p = plan(&["--no-server", "--no-lobby", "--no-registry", "--no-turn", "--directory"]).unwrap();
         assert!(p.jam.is_none() && p.lobby.is_none() && p.registry.is_none() && p.turn.is_none());
         assert!(p.directory.is_some());

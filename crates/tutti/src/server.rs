@@ -103,9 +103,8 @@ struct FileServer {
     jsonrpcsecretfile: Option<PathBuf>,
     jsonrpcbindip: Option<IpAddr>,
     metrics: Option<String>,
-    /// Whether `tutti all` runs the jam server (`tutti server` itself ignores it).
-    #[serde(rename = "enabled")]
-    _enabled: Option<bool>,
+    /// Whether `tutti all` runs this server (`tutti server` itself ignores it).
+    enabled: Option<bool>,
 }
 
 /// The file as `tutti server` reads it: one `[server]` table, or several `[[server]]` tables (one
@@ -148,10 +147,22 @@ impl Args {
     /// Every server to run: one per `[[server]]` table of the file (at least one), each with the flags
     /// merged over it. Several servers need distinct ports, so `--port` only goes with one table.
     pub fn all_settings(&self) -> anyhow::Result<Vec<Settings>> {
-        let tables = match &self.config {
+        self.settings_of_tables(false)
+    }
+
+    /// For `tutti all`: the same without the tables that say `enabled = false`.
+    pub fn enabled_settings(&self) -> anyhow::Result<Vec<Settings>> {
+        self.settings_of_tables(true)
+    }
+
+    fn settings_of_tables(&self, only_enabled: bool) -> anyhow::Result<Vec<Settings>> {
+        let mut tables = match &self.config {
             Some(path) => read_file(path)?,
             None => vec![FileServer::default()],
         };
+        if only_enabled {
+            tables.retain(|table| table.enabled != Some(false));
+        }
         if tables.len() > 1 && self.port.is_some() {
             bail!("--port cannot apply to {} [[server]] tables at once: give each table its own port", tables.len());
         }
