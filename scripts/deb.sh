@@ -26,12 +26,12 @@ fi
 step "cargo build --release -p tutti"
 cargo build --release --locked -p tutti
 step "man pages and shell completions from the clap definitions"
-rm -rf target/assets
-mkdir -p target/assets/completions
-target/release/tutti man target/assets/man
-target/release/tutti completions bash > target/assets/completions/tutti.bash
-target/release/tutti completions zsh > target/assets/completions/_tutti
-target/release/tutti completions fish > target/assets/completions/tutti.fish
+rm -rf target/release/assets
+mkdir -p target/release/assets/completions
+target/release/tutti man target/release/assets/man
+target/release/tutti completions bash > target/release/assets/completions/tutti.bash
+target/release/tutti completions zsh > target/release/assets/completions/_tutti
+target/release/tutti completions fish > target/release/assets/completions/tutti.fish
 
 step "cargo deb"
 rm -f target/debian/tutti_*.deb
