@@ -333,3 +333,24 @@ fn handle<A: Adapter>(
         }
     }
 }
+
+/// The job the payload of client event `event` asks for, as the handlers above make it; `None` for an event the
+/// lobby does not listen to. For the fuzz target ([`crate::fuzz`]).
+pub(crate) fn job_of(event: &str, data: Option<Value>, limits: &Limits) -> Option<Result<Job, Error>> {
+    let job = match event {
+        "find" => Find::job,
+        "next" => Next::job,
+        "stop" => Stop::job,
+        "signal" => Signal::job,
+        "message" => Message::job,
+        "typing" => Typing::job,
+        "challenge" => Challenge::job,
+        "identify" => Identify::job,
+        "reachable" => Reachable::job,
+        "call" => Call::job,
+        "call_answer" => CallAnswer::job,
+        "call_cancel" => CallCancel::job,
+        _ => return None,
+    };
+    Some(job(data, limits))
+}

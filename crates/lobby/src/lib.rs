@@ -22,6 +22,8 @@ pub use lobby::{CallEnd, Counts, Lobby, Notice, CHALLENGE_TTL};
 pub use online::Online;
 
 mod config;
+#[doc(hidden)]
+pub mod fuzz;
 mod handlers;
 mod hub;
 pub mod page;

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tutti_jam::{Client, ClientConfig, ClientEvent};
+use tutti_jam::{Client, ClientConfig, ClientEvent, Reception};
 use tutti_proto::frame::MAX_DATAGRAM;
 use tutti_proto::message::Profile;
 
@@ -38,7 +38,7 @@ pub struct RunningClient {
     local_addr: SocketAddr,
     commands: Sender<Command>,
     events: Receiver<ClientEvent>,
-    thread: JoinHandle<io::Result<()>>,
+    thread: JoinHandle<io::Result<Reception>>,
 }
 
 impl RunningClient {
@@ -82,8 +82,9 @@ impl RunningClient {
         self.events.recv_timeout(timeout).ok()
     }
 
-    /// Disconnects (CLM_DISCONNECTION) and waits for the thread to end.
-    pub fn stop(self) -> io::Result<()> {
+    /// Disconnects (CLM_DISCONNECTION), waits for the thread to end, and says what was received: audio
+    /// packets, frames lost (and concealed) and frames that came too late.
+    pub fn stop(self) -> io::Result<Reception> {
         let _ = self.commands.send(Command::Disconnect);
         self.thread.join().map_err(|_| io::Error::other("the client thread panicked"))?
     }
@@ -96,7 +97,7 @@ fn run(
     mut sink: AudioSink,
     commands: Receiver<Command>,
     events: Sender<ClientEvent>,
-) -> io::Result<()> {
+) -> io::Result<Reception> {
     let period = Duration::from_nanos(client.format().frame_samples() as u64 * 1_000_000_000 / 48_000);
     let mut pcm = vec![0.0f32; client.frame_len()];
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
@@ -120,7 +121,7 @@ fn run(
                 Ok(Command::Disconnect) | Err(TryRecvError::Disconnected) => {
                     client.disconnect();
                     flush(&socket, &mut client);
-                    return Ok(());
+                    return Ok(client.reception());
                 }
                 Err(TryRecvError::Empty) => break,
             }
@@ -144,7 +145,7 @@ fn run(
             let _ = events.send(event);
         }
         if !client.is_connected() {
-            return Ok(());
+            return Ok(client.reception());
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod client;
 pub mod clock;
 pub mod connection_log;
 pub mod directory;
+pub mod jsonrpc;
 pub mod loadgen;
 pub mod process;
 pub mod recorder;

@@ -270,11 +270,7 @@ impl Server {
         if !a.to_peer.take(now, self.config.max_bps, data.len()) {
             return self.refuse(Refusal::RateLimited);
         }
-        let mut out = self.buffer();
-        out.extend_from_slice(data);
-        self.stats.packets_to_peers += 1;
-        self.stats.bytes_to_peers += data.len() as u64;
-        self.transmits.push_back(Transmit { via: Via::Relay(relay), to: peer, bytes: out });
+        self.relay_to_peer(relay, peer, data);
     }
 
     fn send_indication(&mut self, now: Instant, from: ClientKey, message: &Message) {
@@ -290,6 +286,11 @@ impl Server {
         if !a.to_peer.take(now, self.config.max_bps, data.len()) {
             return self.refuse(Refusal::RateLimited);
         }
+        self.relay_to_peer(relay, peer, data);
+    }
+
+    /// Queues `data` for a peer, out of the allocation's relay socket (permission and rate already checked).
+    fn relay_to_peer(&mut self, relay: RelayId, peer: SocketAddr, data: &[u8]) {
         let mut out = self.buffer();
         out.extend_from_slice(data);
         self.stats.packets_to_peers += 1;

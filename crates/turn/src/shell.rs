@@ -10,7 +10,7 @@ use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -164,11 +164,38 @@ impl TurnRelay {
     }
 
     fn udp_readable(&mut self, index: usize, batch: &mut RecvBatch) {
+        let Some(local) = self.udp.get(index).map(|(local, _)| *local) else { return };
+        self.drain(
+            batch,
+            |relay| relay.udp.get(index).map(|(_, socket)| socket.as_raw_fd()),
+            |relay, now, bytes, from| {
+                let key = ClientKey { transport: Transport::Udp, client: from, server: local };
+                relay.server.handle_client(now, key, bytes);
+            },
+        );
+    }
+
+    fn relay_readable(&mut self, relay: RelayId, batch: &mut RecvBatch) {
+        self.drain(
+            batch,
+            |shell| shell.relays.get(relay.0 as usize)?.as_ref().map(|socket| socket.as_raw_fd()),
+            |shell, now, bytes, from| shell.server.handle_peer(now, relay, from, bytes),
+        );
+    }
+
+    /// Reads a socket until it is drained, handing each datagram to `handle` and carrying out what the server
+    /// asks after each. The socket is looked up again (`fd`) before every read, since handling a datagram can
+    /// close it.
+    fn drain(
+        &mut self,
+        batch: &mut RecvBatch,
+        fd: impl Fn(&Self) -> Option<RawFd>,
+        mut handle: impl FnMut(&mut Self, Instant, &[u8], SocketAddr),
+    ) {
         let mut errors = 0;
         loop {
-            let Some((local, socket)) = self.udp.get(index) else { return };
-            let local = *local;
-            let n = match batch.recv(socket.as_raw_fd()) {
+            let Some(fd) = fd(self) else { return };
+            let n = match batch.recv(fd) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) if errors < 64 => {
@@ -180,37 +207,11 @@ impl TurnRelay {
             let now = Instant::now();
             for i in 0..n {
                 let Some((bytes, from)) = batch.get(i) else { continue };
-                let key = ClientKey { transport: Transport::Udp, client: from, server: local };
-                self.server.handle_client(now, key, bytes);
+                handle(self, now, bytes, from);
                 self.drive(now);
             }
             if n < BATCH {
                 return; // drained: the next datagram raises a new edge
-            }
-        }
-    }
-
-    fn relay_readable(&mut self, relay: RelayId, batch: &mut RecvBatch) {
-        let mut errors = 0;
-        loop {
-            let Some(Some(socket)) = self.relays.get(relay.0 as usize) else { return };
-            let n = match batch.recv(socket.as_raw_fd()) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) if errors < 64 => {
-                    errors += 1;
-                    continue;
-                }
-                Err(_) => return,
-            };
-            let now = Instant::now();
-            for i in 0..n {
-                let Some((bytes, from)) = batch.get(i) else { continue };
-                self.server.handle_peer(now, relay, from, bytes);
-                self.drive(now);
-            }
-            if n < BATCH {
-                return;
             }
         }
     }

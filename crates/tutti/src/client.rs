@@ -190,7 +190,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             ClientEvent::Disconnected => break Err(anyhow::anyhow!("the server disconnected us")),
         }
     };
-    client.stop().context("the client stopped with an error")?;
+    let reception = client.stop().context("the client stopped with an error")?;
+    eprintln!(
+        "tutti client: received {} audio packets; {} frames lost (concealed), {} late",
+        reception.audio_packets, reception.lost_frames, reception.late_frames
+    );
     if let Some(finish) = finish {
         finish()?;
     }

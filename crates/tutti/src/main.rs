@@ -15,6 +15,8 @@ mod loadgen;
 mod lobby;
 mod manual;
 mod metrics;
+#[allow(dead_code, unused_imports)] // wired into `tutti privacy-policy` and the `/privacy` pages next
+mod privacy;
 mod registry;
 mod server;
 mod sound_card;

@@ -462,20 +462,11 @@ impl Directory {
     }
 
     fn ping_pending(&mut self, now: Instant) {
-        let mut due = Vec::new();
-        for (address, pending) in self.registry.pending_mut() {
-            if pending.next_ping <= now && pending.pings_sent < VERIFY_PINGS {
-                pending.pings_sent += 1;
-                pending.next_ping = now + VERIFY_INTERVAL;
-                due.push(*address);
-            }
-        }
+        let (due, dropped) = self.registry.due_pings(now, VERIFY_PINGS, VERIFY_INTERVAL);
         for address in due {
             self.send_cookie(now, SocketAddr::V4(address));
         }
-        let before = self.registry.pending_len();
-        self.registry.drop_pending_where(|p| p.pings_sent >= VERIFY_PINGS && p.next_ping <= now);
-        for _ in self.registry.pending_len()..before {
+        for _ in 0..dropped {
             self.stats.drop(DirectoryDrop::Unverified);
         }
     }
@@ -483,7 +474,7 @@ impl Directory {
     /// When `handle_timeout` must run next.
     pub fn poll_timeout(&self) -> Instant {
         let mut next = self.next_expiry.min(self.next_keepalive);
-        if let Some(ping) = self.registry.pending_iter().map(|p| p.next_ping).min() {
+        if let Some(ping) = self.registry.next_ping() {
             next = next.min(ping);
         }
         if self.saved_generation != self.registry.generation {

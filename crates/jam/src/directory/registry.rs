@@ -58,6 +58,8 @@ pub(crate) struct Registry {
     pub generation: u64,
     pending: HashMap<SocketAddrV4, (u64, Pending)>,
     pending_order: VecDeque<(SocketAddrV4, u64)>,
+    /// Every pending registration by when it is due a ping (or its drop): (next ping, its sequence number).
+    ping_queue: BTreeMap<(Instant, u64), SocketAddrV4>,
 }
 
 impl Registry {
@@ -131,17 +133,20 @@ impl Registry {
     /// Returns true if an older pending registration was evicted.
     pub fn add_pending(&mut self, address: SocketAddrV4, pending: Pending, max: usize) -> bool {
         let mut evicted = false;
-        if !self.pending.contains_key(&address) {
+        if let Some((seq, old)) = self.pending.remove(&address) {
+            self.ping_queue.remove(&(old.next_ping, seq));
+        } else {
             while self.pending.len() >= max.max(1) {
                 let Some((old, seq)) = self.pending_order.pop_front() else { break };
                 if self.pending.get(&old).is_some_and(|(s, _)| *s == seq) {
-                    self.pending.remove(&old);
+                    self.take_pending(old);
                     evicted = true;
                 }
             }
         }
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.ping_queue.insert((pending.next_ping, seq), address);
         self.pending.insert(address, (seq, pending));
         self.pending_order.push_back((address, seq));
         if self.pending_order.len() > 4 * max.max(1) {
@@ -152,19 +157,43 @@ impl Registry {
     }
 
     pub fn take_pending(&mut self, address: SocketAddrV4) -> Option<Pending> {
-        self.pending.remove(&address).map(|(_, p)| p)
+        let (seq, pending) = self.pending.remove(&address)?;
+        self.ping_queue.remove(&(pending.next_ping, seq));
+        Some(pending)
     }
 
-    pub fn pending_mut(&mut self) -> impl Iterator<Item = (&SocketAddrV4, &mut Pending)> {
-        self.pending.iter_mut().map(|(a, (_, p))| (a, p))
+    /// When the next pending registration is due a ping or its drop.
+    pub fn next_ping(&self) -> Option<Instant> {
+        self.ping_queue.first_key_value().map(|((at, _), _)| *at)
     }
 
-    pub fn pending_iter(&self) -> impl Iterator<Item = &Pending> {
-        self.pending.values().map(|(_, p)| p)
-    }
-
-    pub fn drop_pending_where(&mut self, mut f: impl FnMut(&Pending) -> bool) {
-        self.pending.retain(|_, (_, p)| !f(p));
+    /// Every pending registration due at `now`: those with fewer than `pings` pings sent get one more (their
+    /// addresses are returned, the next due `interval` later); the others are dropped (counted in the second
+    /// value). Costs O(log n) per registration due, nothing for the others.
+    pub fn due_pings(&mut self, now: Instant, pings: u8, interval: std::time::Duration) -> (Vec<SocketAddrV4>, usize) {
+        let mut due = Vec::new();
+        let mut dropped = 0;
+        while let Some(entry) = self.ping_queue.first_entry() {
+            let (at, seq) = *entry.key();
+            if at > now {
+                break;
+            }
+            let address = entry.remove();
+            let Some((current, pending)) = self.pending.get_mut(&address) else { continue };
+            if *current != seq {
+                continue;
+            }
+            if pending.pings_sent < pings {
+                pending.pings_sent += 1;
+                pending.next_ping = now + interval;
+                self.ping_queue.insert((pending.next_ping, seq), address);
+                due.push(address);
+            } else {
+                self.pending.remove(&address);
+                dropped += 1;
+            }
+        }
+        (due, dropped)
     }
 }
 
@@ -203,6 +232,32 @@ mod tests {
         assert_eq!(r.servers_on(*addr(1).ip()), 2);
         assert!(r.remove(addr(1)) && !r.remove(addr(1)));
         assert_eq!(r.servers_on(*addr(1).ip()), 1);
+    }
+
+    #[test]
+    fn pending_registrations_are_pinged_in_time_order_then_dropped() {
+        use std::time::Duration;
+        let start = Instant::now();
+        let second = Duration::from_secs(1);
+        let pending = |at: Instant| Pending { listing: listing("p"), pings_sent: 0, next_ping: at };
+        let mut r = Registry::default();
+        r.add_pending(addr(1), pending(start), 10);
+        r.add_pending(addr(2), pending(start + second), 10);
+        r.add_pending(addr(3), pending(start + 2 * second), 10);
+        assert_eq!(r.next_ping(), Some(start));
+        assert_eq!(r.due_pings(start, 2, second), (vec![addr(1)], 0));
+        assert_eq!(r.next_ping(), Some(start + second), "addr 2 first, then addr 1 again");
+        assert_eq!(r.due_pings(start + second, 2, second), (vec![addr(1), addr(2)], 0));
+        assert!(r.take_pending(addr(3)).is_some(), "taken before its ping: never pinged");
+        assert_eq!(r.due_pings(start + 2 * second, 2, second), (vec![addr(2)], 1), "addr 1 had its two pings");
+        assert_eq!(r.due_pings(start + 3 * second, 2, second), (vec![], 1));
+        assert_eq!((r.pending_len(), r.next_ping()), (0, None));
+        // Replacing a pending registration moves its ping; evicting one forgets it.
+        r.add_pending(addr(4), pending(start), 1);
+        r.add_pending(addr(4), pending(start + 5 * second), 1);
+        assert_eq!(r.next_ping(), Some(start + 5 * second));
+        assert!(r.add_pending(addr(5), pending(start + 9 * second), 1), "addr 4 evicted");
+        assert_eq!(r.next_ping(), Some(start + 9 * second));
     }
 
     #[test]

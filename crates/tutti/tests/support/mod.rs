@@ -19,7 +19,9 @@
 #![allow(dead_code)]
 
 mod client;
+pub mod flood;
 mod gate;
+pub mod impair;
 mod jsonrpc;
 mod process;
 mod server;

@@ -4,11 +4,11 @@
 //! and sends the notifications; methods act through the running client's command channel.
 
 use super::{string_param, Api, Notifier, RpcError};
+use crate::Command;
 use serde_json::{json, Map, Value};
 use std::sync::mpsc::Sender;
 use std::sync::{Mutex, MutexGuard};
 use tutti_jam::ClientEvent;
-use tutti_net::Command;
 use tutti_proto::message::{ClientListEntry, Profile, SkillLevel};
 
 /// Jamulus' limit for the name (MAX_LEN_FADER_TAG).

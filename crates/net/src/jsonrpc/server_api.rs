@@ -2,11 +2,11 @@
 //! answered from snapshots the jam server thread sends back over its command channel.
 
 use super::{string_param, Api, RpcError};
+use crate::server_control::{ServerCommand, ServerSnapshot};
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Sender};
 use std::time::Duration;
-use tutti_net::server_control::{ServerCommand, ServerSnapshot};
 
 /// How long a call waits for the server thread.
 const SERVER_TIMEOUT: Duration = Duration::from_secs(2);
