@@ -27,7 +27,9 @@ step() { printf '\n==> %s\n' "$*"; }
 # the loopback-only network namespace) for the registry's interop test.
 # coturn (turnserver, turnutils_uclient, turnutils_peer) for the TURN interop tests and benchmark (started by them);
 # faketime (libfaketime) to run a lobby whose clock is behind, handing out already expired TURN credentials.
-apt_packages=(gcc make jamulus jackd2 strace nodejs chromium redis-server postgresql jami-daemon dbus-daemon python3-dbus python3-gi iproute2 coturn faketime)
+# nginx (in front of the lobby, with docs/deploy.md's configuration), openssl (test certificates) and curl for the
+# HTTPS tests; systemd (systemd-analyze) for scripts/check-units.sh.
+apt_packages=(gcc make jamulus jackd2 strace nodejs chromium redis-server postgresql jami-daemon dbus-daemon python3-dbus python3-gi iproute2 coturn faketime nginx-light openssl curl systemd)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -52,6 +54,11 @@ for d in crates/tutti/tests/lobby_support/js bench/anchors/lobby-node; do
     (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 done
+# cargo-deny for the licence, ban and source gate (deny.toml); from crates.io, once.
+if ! cargo deny --version >/dev/null 2>&1; then
+  step "installing cargo-deny"
+  cargo install --locked cargo-deny
+fi
 for c in rustfmt clippy; do
   if ! cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1; then
     step "installing the Rust component $c"
@@ -65,11 +72,16 @@ if [ "$lint" -eq 1 ]; then
   cargo fmt --all -- --check
   step "cargo clippy (warnings are errors)"
   cargo clippy --workspace --all-targets --locked -- -D warnings
+  step "cargo deny check licenses bans sources (advisories: the database cannot be fetched here)"
+  cargo deny --log-level error check licenses bans sources
 fi
 
 # --- tests ---------------------------------------------------------------------------------------
 step "cargo test --workspace"
 cargo test --workspace --locked
+
+step "systemd units: verify and security scores"
+./scripts/check-units.sh
 
 step "smoke test of the binary"
 cargo run --quiet --locked -p tutti -- --version

@@ -51,6 +51,8 @@ pub struct LobbyConfig {
     /// partner learns a user's address. Needs a TURN relay ([`LobbyConfig::turn`] or a `turn:` ICE
     /// server).
     pub relay_only: bool,
+    /// HTTPS with this certificate and key (reloaded on SIGHUP); plain HTTP without.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl LobbyConfig {
@@ -68,6 +70,7 @@ impl LobbyConfig {
             ring_timeout: Duration::from_secs(30),
             turn: None,
             relay_only: false,
+            tls: None,
         }
     }
 

@@ -54,6 +54,9 @@ pub enum Error {
     /// The HTTP server stopped with an error.
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    /// The TLS certificate or key could not be read or do not belong together.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Redis (scale-out) could not be reached or refused a command.
     #[error("redis: {0} (check that --redis points at a running Redis 7 or newer)")]
     Redis(String),
@@ -80,7 +83,7 @@ impl Error {
             Error::Busy => "busy",
             Error::CallPending => "call_pending",
             Error::NoCall => "no_call",
-            Error::Bind { .. } | Error::Serve(_) | Error::Redis(_) | Error::Config(_) => "server_error",
+            Error::Bind { .. } | Error::Serve(_) | Error::Tls(_) | Error::Redis(_) | Error::Config(_) => "server_error",
         }
     }
 

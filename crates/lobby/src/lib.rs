@@ -31,7 +31,9 @@ mod redis_queue;
 pub mod registry_proxy;
 mod relay;
 pub mod server;
+pub mod tls;
 
 pub use config::{IceServer, LobbyConfig};
 pub use relay::{random_secret, random_user_id, unix_now, TurnAccess, DEFAULT_TURN_TTL};
 pub use server::LobbyServer;
+pub use tls::TlsFiles;

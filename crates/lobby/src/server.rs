@@ -4,6 +4,7 @@
 use crate::hub::{Hub, Pairing};
 use crate::redis_queue::RedisQueue;
 use crate::registry_proxy::{self, RegistryTarget};
+use crate::tls::{self, Certificate, TlsListener};
 use crate::{handlers, page, Counts, Error, LobbyConfig};
 use axum::extract::Request;
 use axum::http::header::{HeaderName, CONTENT_TYPE, SEC_WEBSOCKET_KEY};
@@ -31,15 +32,17 @@ const TICK_EVERY: Duration = Duration::from_millis(250);
 pub struct LobbyServer {
     listener: tokio::net::TcpListener,
     config: LobbyConfig,
+    tls: Option<Arc<Certificate>>,
 }
 
 impl LobbyServer {
     /// Binds the listening socket (port 0 picks a free port; see [`LobbyServer::local_addr`]).
     pub async fn bind(config: LobbyConfig) -> Result<Self, Error> {
+        let tls = config.tls.clone().map(Certificate::load).transpose()?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| Error::Bind { addr: config.listen, source })?;
-        Ok(LobbyServer { listener, config })
+        Ok(LobbyServer { listener, config, tls })
     }
 
     /// The address actually bound.
@@ -47,9 +50,15 @@ impl LobbyServer {
         self.listener.local_addr().unwrap_or(self.config.listen)
     }
 
+    /// Whether it serves HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Serves until `shutdown` completes.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
-        let LobbyServer { listener, config } = self;
+        let LobbyServer { listener, config, tls } = self;
+        let listener = Listening { tcp: listener, tls };
         match config.redis.clone() {
             None => {
                 let hub = Arc::new(Hub::new(config, Pairing::Local));
@@ -93,8 +102,14 @@ fn configure<A: Adapter>(builder: SocketIoBuilder<A>, hub: &Arc<Hub<A>>) -> Sock
     builder.max_payload(hub.config.max_payload()).max_buffer_size(128).ws_read_buffer_size(1024).with_state(hub.clone())
 }
 
+/// The bound socket and, for HTTPS, the certificate.
+struct Listening {
+    tcp: tokio::net::TcpListener,
+    tls: Option<Arc<Certificate>>,
+}
+
 async fn run<A: Adapter>(
-    listener: tokio::net::TcpListener,
+    listener: Listening,
     hub: Arc<Hub<A>>,
     layer: SocketIoLayer<A>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -126,12 +141,24 @@ async fn run<A: Adapter>(
         .route("/stats", get(move || std::future::ready(axum::Json(stats(&counts_hub)))))
         .layer(layer)
         .layer(axum::middleware::map_request(keep_needed_headers));
-    // small frames must leave at once (no Nagle delay): chat and signaling are latency-bound
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(Error::Serve);
+    // small frames must leave at once (no Nagle delay): chat and signaling are latency-bound
+    let result = match listener.tls {
+        None => {
+            let tcp = listener.tcp.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(tcp, app).with_graceful_shutdown(shutdown).await.map_err(Error::Serve)
+        }
+        Some(certificate) => {
+            let reload = tls::reload_on_hangup(certificate.clone())?;
+            // tap_io only for axum's ConnectInfo of a tapped listener; nodelay is set before the handshake
+            let tls = TlsListener::new(listener.tcp, &certificate, true)?.tap_io(|_| {});
+            let result = axum::serve(tls, app).with_graceful_shutdown(shutdown).await.map_err(Error::Serve);
+            reload.abort();
+            result
+        }
+    };
     timers.abort();
     if let Pairing::Redis { queue, .. } = &hub.pairing {
         // this process's sockets leave Redis at once; their partners elsewhere are told

@@ -20,6 +20,30 @@ pub fn table<T: DeserializeOwned + Default>(path: &Path, name: &str) -> anyhow::
     }
 }
 
+/// Whether `tutti all` runs the part whose table is `name`: the table's `enabled` key (for an array of
+/// tables such as `[[server]]`, the part runs if any of them is enabled), `default` without one.
+pub fn enabled(path: &Path, name: &str, default: bool) -> anyhow::Result<bool> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+    let file: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not a valid tutti configuration", path.display()))?;
+    let one = |table: &toml::Value| match table.get("enabled") {
+        None => Ok(default),
+        Some(toml::Value::Boolean(on)) => Ok(*on),
+        Some(other) => {
+            anyhow::bail!("{}: in the [{name}] table, enabled = {other} is not true or false", path.display())
+        }
+    };
+    match file.get(name) {
+        None => Ok(default),
+        Some(toml::Value::Array(tables)) if !tables.is_empty() => {
+            let on = tables.iter().map(one).collect::<anyhow::Result<Vec<bool>>>()?;
+            Ok(on.into_iter().any(|on| on))
+        }
+        Some(table) => one(table),
+    }
+}
+
 /// Where a part of tutti keeps its data: `$TUTTI_HOME/PART`, else `$XDG_DATA_HOME/tutti/PART`, else
 /// `~/.local/share/tutti/PART`. Also gives the `tutti` directory above it when tutti may have to
 /// create it (not under `TUTTI_HOME`, which the person chose).

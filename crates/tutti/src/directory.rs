@@ -66,6 +66,9 @@ struct FileDirectory {
     serverpublicip: Option<Ipv4Addr>,
     listpolicy: Option<String>,
     maxlistrate: Option<u32>,
+    /// Whether `tutti all` runs the directory (`tutti directory` itself ignores it).
+    #[serde(rename = "enabled")]
+    _enabled: Option<bool>,
 }
 
 impl Args {
@@ -119,17 +122,18 @@ impl Args {
     }
 }
 
-/// Runs the directory until SIGINT or SIGTERM.
-pub fn run(args: &Args) -> anyhow::Result<()> {
-    let options = args.options()?;
-    let directory = RunningDirectory::start(options).context("cannot start the directory")?;
-    let stop = directory.stop_flag();
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())
-            .and_then(|_| signal_hook::flag::register(signal, stop.clone()))
-            .context("cannot install the signal handler")?;
-    }
+/// Starts the directory and says on stderr where it listens. SIGINT/SIGTERM are the caller's: see
+/// [`RunningDirectory::stop_flag`].
+pub fn start(options: DirectoryOptions) -> anyhow::Result<RunningDirectory> {
+    let bind = options.bind;
+    let directory =
+        RunningDirectory::start(options).with_context(|| format!("cannot start the directory on UDP {bind}"))?;
     eprintln!("tutti: directory listening on UDP {} (Ctrl-C to stop)", directory.local_addr());
+    Ok(directory)
+}
+
+/// Waits until the directory stops and reports what it did on stderr.
+pub fn wait(directory: RunningDirectory) -> anyhow::Result<()> {
     let stats = directory.wait().context("the directory failed")?;
     eprintln!(
         "tutti: directory stopped after {} datagrams in, {} out, {} dropped",
@@ -138,6 +142,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         stats.dropped_total()
     );
     Ok(())
+}
+
+/// Runs the directory until SIGINT or SIGTERM.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let directory = start(args.options()?)?;
+    crate::server::stop_on_signals(&directory.stop_flag())?;
+    wait(directory)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! SIGINT/SIGTERM. Prints the address it listens on to stdout (port 0 picks a free one). With a TURN
 //! relay (`--turn-url` + `--turn-secret-file`, or `--turn-embedded` in this process), every matched
 //! user gets short-lived credentials for it; `--relay-only` hides every user's address from partners.
+//! With a certificate (`--tls-cert`/`--tls-key`) it serves HTTPS and reloads the certificate on SIGHUP.
 
 use crate::turn::{EmbeddedRelay, EmbeddedTurn};
 use anyhow::{bail, Context};
@@ -10,7 +11,7 @@ use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
-use tutti_lobby::{IceServer, Limits, LobbyConfig, LobbyServer, TurnAccess};
+use tutti_lobby::{IceServer, Limits, LobbyConfig, LobbyServer, TlsFiles, TurnAccess};
 
 /// Command-line flags of `tutti lobby`. Every value flag can also be set in the `[lobby]` table of the
 /// `--config` file, under its long name with `_` for `-`.
@@ -85,6 +86,12 @@ pub struct Args {
     /// server-reflexive candidate. Needs a TURN relay.
     #[arg(long)]
     pub relay_only: bool,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key. Reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM); needs --tls-cert. Reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The `[lobby]` table of the configuration file.
@@ -111,6 +118,11 @@ struct FileLobby {
     turn_listening_port: Option<u16>,
     turn_allow_loopback_peers: Option<bool>,
     relay_only: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    /// Whether `tutti all` runs the lobby (`tutti lobby` itself ignores it).
+    #[serde(rename = "enabled")]
+    _enabled: Option<bool>,
 }
 
 /// How the lobby reaches its TURN relay, before an embedded one is started.
@@ -190,6 +202,11 @@ impl Args {
             bail!("--rate must be above 0 and --burst at least 1");
         }
         config.limits = limits;
+        config.tls = match (self.tls_cert.clone().or(file.tls_cert), self.tls_key.clone().or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => bail!("HTTPS needs both a certificate and its key: give tls_cert and tls_key together"),
+        };
         if let TurnPlan::External(access) = &turn {
             config.turn = Some(access.clone());
         }
@@ -274,39 +291,56 @@ pub fn start_embedded(settings: &mut Settings) -> anyhow::Result<Option<Embedded
     Ok(Some(relay))
 }
 
+/// Binds the lobby and says on stdout where it listens and what differs from the defaults.
+pub async fn bind(config: LobbyConfig) -> anyhow::Result<LobbyServer> {
+    let server = LobbyServer::bind(config.clone()).await?;
+    let scheme = if server.is_tls() { "https" } else { "http" };
+    println!("tutti lobby: listening on {scheme}://{}/", server.local_addr());
+    if let Some(tls) = &config.tls {
+        println!("tutti lobby: certificate {} (kill -HUP {} reloads it)", tls.cert.display(), std::process::id());
+    }
+    if let Some(turn) = &config.turn {
+        println!(
+            "tutti lobby: matched users get TURN credentials for {} valid {} s",
+            turn.urls().join(", "),
+            turn.ttl().as_secs()
+        );
+    }
+    if config.relay_only {
+        println!("tutti lobby: relay only: pages use relay candidates only, partners never see a user's address");
+    }
+    if config.limits != Limits::default() {
+        println!("tutti lobby: limits differ from the defaults: {:?}", config.limits);
+    }
+    if config.redis.is_some() {
+        println!("tutti lobby: sharing the queue through Redis");
+    }
+    if let Some(registry) = &config.registry {
+        println!("tutti lobby: forwarding /registry/ to {registry}");
+    }
+    Ok(server)
+}
+
+/// SIGHUP (`systemctl reload`) reloads the lobby's certificate; without one it must not end the process.
+pub fn survive_hangups() -> anyhow::Result<()> {
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, std::sync::Arc::default())
+        .context("cannot install the SIGHUP handler")?;
+    Ok(())
+}
+
 /// Runs the lobby until SIGINT or SIGTERM.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut settings = args.settings()?;
+    survive_hangups()?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     let relay = start_embedded(&mut settings)?;
-    let config = &settings.lobby;
+    let config = settings.lobby.clone();
     let outcome = runtime.block_on(async {
-        let server = LobbyServer::bind(config.clone()).await?;
-        // first line: where it listens (scripts and tests read it)
-        println!("tutti lobby: listening on http://{}/", server.local_addr());
+        let server = bind(config).await?;
         if let Some(relay) = &relay {
             let addrs: Vec<String> = relay.local_addrs().iter().map(ToString::to_string).collect();
             println!("tutti lobby: TURN relay in this process on {} (UDP and TCP)", addrs.join(", "));
-        }
-        if let Some(turn) = &config.turn {
-            println!(
-                "tutti lobby: matched users get TURN credentials for {} valid {} s",
-                turn.urls().join(", "),
-                turn.ttl().as_secs()
-            );
-        }
-        if config.relay_only {
-            println!("tutti lobby: relay only: pages use relay candidates only, partners never see a user's address");
-        }
-        if config.limits != Limits::default() {
-            println!("tutti lobby: limits differ from the defaults: {:?}", config.limits);
-        }
-        if config.redis.is_some() {
-            println!("tutti lobby: sharing the queue through Redis");
-        }
-        if let Some(registry) = &config.registry {
-            println!("tutti lobby: forwarding /registry/ to {registry}");
         }
         server.serve(shutdown_signal()).await?;
         anyhow::Ok(())

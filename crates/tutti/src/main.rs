@@ -1,6 +1,7 @@
 //! The one `tutti` binary: parses the command line and hands each subcommand to its module.
 //! Errors a person reads go to stderr as one sentence with what to do, and the exit code is non-zero.
 
+mod all;
 mod audio_args;
 mod client;
 mod config_file;
@@ -12,6 +13,7 @@ mod jsonrpc;
 mod list;
 mod loadgen;
 mod lobby;
+mod manual;
 mod metrics;
 #[allow(dead_code, unused_imports)] // wired into `tutti privacy-policy` and the `/privacy` pages next
 mod privacy;
@@ -33,6 +35,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run everything in one process: jam server, lobby page, name registry and TURN relay.
+    All(all::Args),
     /// Run a jam server that Jamulus 3.9.1 clients connect to (UDP 22124 by default).
     Server(server::Args),
     /// Run a directory (server list) that Jamulus 3.9.1 servers register with and clients read.
@@ -51,6 +55,10 @@ enum Command {
     Registry(registry::Args),
     /// Run a TURN relay (RFC 8656, coturn's flags and REST credentials) that refuses internal peers.
     Turn(turn::Args),
+    /// Write tutti's man pages (one per command) into a folder.
+    Man(manual::ManArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(manual::CompletionsArgs),
 }
 
 /// Diagnostics on stderr, filtered by `RUST_LOG` (default: warnings and tutti's own info lines).
@@ -65,6 +73,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
+        Command::All(args) => all::run(&args),
         Command::Server(args) => server::run(&args),
         Command::Directory(args) => directory::run(&args),
         Command::Inspect(args) => inspect::run(&args),
@@ -74,6 +83,8 @@ fn main() -> ExitCode {
         Command::Id(args) => id::run(&args),
         Command::Client(args) => client::run(&args),
         Command::Turn(args) => turn::run(&args),
+        Command::Man(args) => manual::man(&args, <Cli as clap::CommandFactory>::command()),
+        Command::Completions(args) => manual::completions(&args, <Cli as clap::CommandFactory>::command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -30,6 +30,9 @@ pub struct Args {
     /// socket or a trusted network.
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
+    /// Keep names in memory only: nothing is written to disk, every name is forgotten on exit.
+    #[arg(long, conflicts_with_all = ["data_dir", "database_url"])]
+    pub memory: bool,
     /// Log each request's method, route and status to stderr (never an address or a name) [default: off].
     #[arg(long)]
     pub log_requests: bool,
@@ -49,31 +52,49 @@ struct FileRegistry {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    memory: Option<bool>,
     log_requests: Option<bool>,
     registrations_per_minute: Option<u32>,
     cache_mb: Option<usize>,
+    /// Whether `tutti all` runs the registry (`tutti registry` itself ignores it).
+    #[serde(rename = "enabled")]
+    _enabled: Option<bool>,
 }
 
 impl Args {
-    /// Merges the flags over the configuration file over the defaults.
+    /// Merges the flags over the configuration file over the defaults (names kept in the data
+    /// directory's SQLite file).
     pub fn settings(&self) -> anyhow::Result<RegistryConfig> {
-        let file = match &self.config {
+        self.settings_with_default_store(|| {
+            Ok(StoreConfig::Sqlite(crate::config_file::data_dir("registry").context("pass --data-dir")?.0))
+        })
+    }
+
+    /// The same with another store when neither flags nor file name one.
+    pub fn settings_with_default_store(
+        &self,
+        default_store: impl FnOnce() -> anyhow::Result<StoreConfig>,
+    ) -> anyhow::Result<RegistryConfig> {
+        let file: FileRegistry = match &self.config {
             Some(path) => crate::config_file::table(path, "registry")?,
             None => FileRegistry::default(),
         };
-        if file.data_dir.is_some() && file.database_url.is_some() {
-            bail!("the [registry] table sets both data_dir and database_url: keep one");
+        let file_memory = file.memory.unwrap_or(false);
+        if [file.data_dir.is_some(), file.database_url.is_some(), file_memory].iter().filter(|set| **set).count() > 1 {
+            bail!("the [registry] table sets more than one of data_dir, database_url and memory: keep one");
         }
         let store = if let Some(url) = &self.database_url {
             StoreConfig::Postgres(url.clone())
         } else if let Some(dir) = &self.data_dir {
             StoreConfig::Sqlite(dir.clone())
+        } else if self.memory || file_memory {
+            StoreConfig::Memory
         } else if let Some(url) = file.database_url {
             StoreConfig::Postgres(url)
         } else if let Some(dir) = file.data_dir {
             StoreConfig::Sqlite(dir)
         } else {
-            StoreConfig::Sqlite(crate::config_file::data_dir("registry").context("pass --data-dir")?.0)
+            default_store()?
         };
         let cache_mb = self.cache_mb.or(file.cache_mb).unwrap_or(DEFAULT_CACHE_MB);
         if cache_mb > 1 << 20 {
@@ -92,21 +113,28 @@ impl Args {
     }
 }
 
+/// Binds the registry and says on stdout where it keeps names and listens.
+pub async fn bind(config: &RegistryConfig) -> anyhow::Result<RegistryServer> {
+    let server = RegistryServer::bind(config).await?;
+    let addr = server.local_addr().context("cannot read the bound address")?;
+    match &config.store {
+        StoreConfig::Sqlite(dir) => {
+            println!("tutti registry: names kept in {}", dir.join(tutti_registry::store::SQLITE_FILE).display())
+        }
+        StoreConfig::Postgres(_) => println!("tutti registry: names kept in PostgreSQL"),
+        StoreConfig::Memory => println!("tutti registry: names kept in memory only (forgotten on exit)"),
+    }
+    println!("tutti registry: listening on http://{addr}/");
+    Ok(server)
+}
+
 /// Runs the registry until SIGINT or SIGTERM.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let config = args.settings()?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let server = RegistryServer::bind(&config).await?;
-        let addr = server.local_addr().context("cannot read the bound address")?;
-        match &config.store {
-            StoreConfig::Sqlite(dir) => {
-                println!("tutti registry: names kept in {}", dir.join(tutti_registry::store::SQLITE_FILE).display())
-            }
-            StoreConfig::Postgres(_) => println!("tutti registry: names kept in PostgreSQL"),
-        }
-        println!("tutti registry: listening on http://{addr}/");
+        let server = bind(&config).await?;
         server.serve(crate::lobby::shutdown_signal()).await?;
         anyhow::Ok(())
     })
@@ -159,6 +187,9 @@ mod tests {
         assert_eq!(config.registrations_per_minute, 0);
         std::fs::write(&file, "[registry]\ndata_dir = \"/a\"\ndatabase_url = \"postgres://b\"\n").unwrap();
         assert!(settings(&["--config", path]).unwrap_err().to_string().contains("keep one"));
+        std::fs::write(&file, "[registry]\nmemory = true\nenabled = false\n").unwrap();
+        assert_eq!(settings(&["--config", path]).unwrap().store, StoreConfig::Memory);
+        assert_eq!(settings(&["--config", path, "--data-dir", "/d"]).unwrap().store, StoreConfig::Sqlite("/d".into()));
         std::fs::write(&file, "[registry]\nport = 1\n").unwrap();
         assert!(settings(&["--config", path]).is_err(), "unknown keys are refused");
         std::fs::remove_dir_all(&dir).unwrap();
@@ -167,5 +198,7 @@ mod tests {
     #[test]
     fn one_store_at_a_time() {
         assert!(settings(&["--data-dir", "/a", "--database-url", "postgres://b"]).is_err());
+        assert!(settings(&["--data-dir", "/a", "--memory"]).is_err());
+        assert_eq!(settings(&["--memory"]).unwrap().store, StoreConfig::Memory);
     }
 }

@@ -103,6 +103,8 @@ struct FileServer {
     jsonrpcsecretfile: Option<PathBuf>,
     jsonrpcbindip: Option<IpAddr>,
     metrics: Option<String>,
+    /// Whether `tutti all` runs this server (`tutti server` itself ignores it).
+    enabled: Option<bool>,
 }
 
 /// The file as `tutti server` reads it: one `[server]` table, or several `[[server]]` tables (one
@@ -145,10 +147,22 @@ impl Args {
     /// Every server to run: one per `[[server]]` table of the file (at least one), each with the flags
     /// merged over it. Several servers need distinct ports, so `--port` only goes with one table.
     pub fn all_settings(&self) -> anyhow::Result<Vec<Settings>> {
-        let tables = match &self.config {
+        self.settings_of_tables(false)
+    }
+
+    /// For `tutti all`: the same without the tables that say `enabled = false`.
+    pub fn enabled_settings(&self) -> anyhow::Result<Vec<Settings>> {
+        self.settings_of_tables(true)
+    }
+
+    fn settings_of_tables(&self, only_enabled: bool) -> anyhow::Result<Vec<Settings>> {
+        let mut tables = match &self.config {
             Some(path) => read_file(path)?,
             None => vec![FileServer::default()],
         };
+        if only_enabled {
+            tables.retain(|table| table.enabled != Some(false));
+        }
         if tables.len() > 1 && self.port.is_some() {
             bail!("--port cannot apply to {} [[server]] tables at once: give each table its own port", tables.len());
         }
@@ -288,8 +302,47 @@ pub fn parse_server_info(text: &str) -> anyhow::Result<ServerInfo> {
 /// One server's published numbers, by its UDP port.
 type ServerMetricsOf = (u16, std::sync::Arc<tutti_net::server_metrics::ServerMetrics>);
 
-/// Runs the server until SIGINT or SIGTERM.
-pub fn run(args: &Args) -> anyhow::Result<()> {
+/// Jam servers started by [`start`], each on its own thread.
+pub struct Jam {
+    servers: Vec<RunningServer>,
+}
+
+impl Jam {
+    /// The flags that stop each server cleanly when set (signals set them).
+    pub fn stop_flags(&self) -> Vec<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+        self.servers.iter().map(RunningServer::stop_flag).collect()
+    }
+
+    /// The UDP addresses the servers listen on.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.servers.iter().map(RunningServer::local_addr).collect()
+    }
+
+    /// Waits until every server has stopped; reports what each did on stderr.
+    pub fn wait(self) -> anyhow::Result<()> {
+        let mut failed = None;
+        for server in self.servers {
+            let address = server.local_addr();
+            match server.wait() {
+                Ok(stats) => eprintln!(
+                    "tutti: jam server on UDP {address} stopped after {} datagrams in, {} out, {} dropped",
+                    stats.datagrams_in,
+                    stats.datagrams_out,
+                    stats.dropped_total()
+                ),
+                Err(e) => {
+                    failed = Some(anyhow::Error::new(e).context(format!("the jam server on UDP {address} failed")))
+                }
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+}
+
+/// Starts every server of `settings` with its JSON-RPC and metrics endpoints, and the SIGUSR1/SIGUSR2
+/// recording switches; says on stderr where each listens. SIGINT/SIGTERM are the caller's: see
+/// [`Jam::stop_flags`].
+pub fn start(all_settings: Vec<Settings>) -> anyhow::Result<Jam> {
     // A file size limit (`ulimit -f`, RLIMIT_FSIZE) would kill the whole server with SIGXFSZ when a
     // recording outgrows it; with the signal caught, the write fails (EFBIG) and the recorder
     // reports and stops like on a full disk, while the jam goes on.
@@ -297,7 +350,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .context("cannot install the SIGXFSZ handler")?;
     let mut servers = Vec::new();
     let mut metrics: Vec<(SocketAddr, Vec<ServerMetricsOf>)> = Vec::new();
-    for settings in args.all_settings()? {
+    for settings in all_settings {
         let bind = settings.options.bind;
         let recording = settings.options.recording.clone();
         let server = RunningServer::start(settings.options)
@@ -331,13 +384,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 settings.info.name, settings.info.city, settings.info.country
             );
         }
-        let stop = server.stop_flag();
-        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            // The first signal stops cleanly; a second one while stopping exits at once.
-            signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())
-                .and_then(|_| signal_hook::flag::register(signal, stop.clone()))
-                .context("cannot install the signal handler")?;
-        }
         eprintln!("tutti: jam server listening on UDP {} (Ctrl-C to stop)", server.local_addr());
         servers.push(server);
     }
@@ -361,20 +407,26 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             }
         }
     })?;
-    let mut failed = None;
-    for server in servers {
-        let address = server.local_addr();
-        match server.wait() {
-            Ok(stats) => eprintln!(
-                "tutti: jam server on UDP {address} stopped after {} datagrams in, {} out, {} dropped",
-                stats.datagrams_in,
-                stats.datagrams_out,
-                stats.dropped_total()
-            ),
-            Err(e) => failed = Some(anyhow::Error::new(e).context(format!("the jam server on UDP {address} failed"))),
-        }
+    Ok(Jam { servers })
+}
+
+/// Makes SIGINT and SIGTERM set `flag`; a second one while stopping exits at once.
+pub fn stop_on_signals(flag: &std::sync::Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()> {
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 1, flag.clone())
+            .and_then(|_| signal_hook::flag::register(signal, flag.clone()))
+            .context("cannot install the signal handler")?;
     }
-    failed.map_or(Ok(()), Err)
+    Ok(())
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let jam = start(args.all_settings()?)?;
+    for flag in jam.stop_flags() {
+        stop_on_signals(&flag)?;
+    }
+    jam.wait()
 }
 
 #[cfg(test)]

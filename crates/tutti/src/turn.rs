@@ -97,6 +97,9 @@ struct FileTurn {
     allow_loopback_peers: Option<bool>,
     metrics: Option<SocketAddr>,
     no_tcp: Option<bool>,
+    /// Whether `tutti all` runs the relay (`tutti turn` itself ignores it).
+    #[serde(rename = "enabled")]
+    _enabled: Option<bool>,
 }
 
 /// Everything `tutti turn` runs with.
@@ -110,6 +113,13 @@ pub struct Settings {
 impl Args {
     /// Merges the flags over the configuration file over the defaults, and checks every value.
     pub fn settings(&self) -> anyhow::Result<Settings> {
+        self.settings_with_secret(None)
+    }
+
+    /// The same, with `secret` as the shared secret when neither flags nor file give one (`tutti all`
+    /// generates one in memory).
+    pub fn settings_with_secret(&self, secret: Option<String>) -> anyhow::Result<Settings> {
+        let fallback = secret;
         let file = match &self.config {
             Some(path) => crate::config_file::table(path, "turn")?,
             None => FileTurn::default(),
@@ -143,7 +153,7 @@ impl Args {
             (None, None) => match (file.static_auth_secret, file.static_auth_secret_file) {
                 (Some(secret), _) => Some(secret),
                 (None, Some(path)) => Some(read_secret(&path)?),
-                (None, None) => None,
+                (None, None) => fallback,
             },
         };
         let Some(secret) = secret.filter(|s| !s.is_empty()) else {
@@ -199,9 +209,8 @@ pub(crate) fn read_secret(path: &Path) -> anyhow::Result<String> {
     Ok(text.lines().next().unwrap_or("").trim().to_string())
 }
 
-/// Runs the relay until SIGINT or SIGTERM.
-pub fn run(args: &Args) -> anyhow::Result<()> {
-    let settings = args.settings()?;
+/// Binds the relay (and its metrics endpoint) and says on stdout where it listens and relays.
+pub fn start(settings: &Settings) -> anyhow::Result<TurnRelay> {
     let server = Server::new(settings.server.clone(), std::time::Instant::now(), tutti_turn::unix_now());
     let relay = TurnRelay::bind(&settings.shell, server)?;
     let transports = if settings.shell.tcp { "UDP and TCP" } else { "UDP" };
@@ -219,6 +228,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let local = serve_metrics(bind, relay.stats()).with_context(|| format!("cannot serve metrics on {bind}"))?;
         println!("tutti turn: metrics on http://{local}/metrics");
     }
+    Ok(relay)
+}
+
+/// A fresh random shared secret (32 bytes, hex), kept in memory only.
+pub fn random_secret() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the TURN secret: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Runs the relay until SIGINT or SIGTERM.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let relay = start(&args.settings()?)?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop.clone()).context("cannot handle signals")?;

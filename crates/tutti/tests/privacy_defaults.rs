@@ -5,31 +5,15 @@
 mod tutti_process;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tutti_jam::ClientEvent;
 use tutti_net::Command as ClientCommand;
 
+use tutti_process::{traced_child, Traced};
+
 fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// The PID of the traced `tutti` under the `strace` process `tracer`: its child whose command line
-/// is `strace`'s command (strace also forks short-lived children of its own to probe the kernel's
-/// ptrace features, so the first child is not always tutti).
-fn traced_child(tracer: u32, command: &[&str]) -> u32 {
-    let wanted: Vec<u8> = command.iter().flat_map(|arg| arg.bytes().chain([0])).collect();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        let children = std::fs::read_to_string(format!("/proc/{tracer}/task/{tracer}/children")).unwrap_or_default();
-        for pid in children.split_whitespace().filter_map(|p| p.parse::<u32>().ok()) {
-            if std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted) {
-                return pid;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("strace did not start {command:?}");
 }
 
 /// Threads, states and kernel wait channels of a process, for a failure message.
@@ -44,23 +28,6 @@ fn process_state(pid: u32) -> String {
         }
     }
     out
-}
-
-/// `strace` and the `tutti` it traces; both are killed if the test ends early (a failed assertion
-/// must not leave them running and holding the test runner's output open).
-struct Traced {
-    tracer: Child,
-    tutti: u32,
-}
-
-impl Drop for Traced {
-    fn drop(&mut self) {
-        if self.tracer.try_wait().ok().flatten().is_none() {
-            tutti_process::signal(self.tutti, libc::SIGKILL);
-            let _ = self.tracer.kill();
-            let _ = self.tracer.wait();
-        }
-    }
 }
 
 /// Runs `f` on a thread of its own and waits at most `limit` for it: a stuck step fails the test

@@ -1,8 +1,9 @@
-//! Where records live: an embedded SQLite file (the default) or a PostgreSQL database shared by several
-//! registry processes. Both apply [`decide`](crate::decide) inside one transaction per batch and answer
+//! Where records live: an embedded SQLite file (the default), a PostgreSQL database shared by several
+//! registry processes, or memory only (nothing kept after exit). Both apply [`decide`](crate::decide) inside one transaction per batch and answer
 //! only after the commit is durable; both keep the uniqueness of name and address in the database's
 //! own constraints as well. Records are never updated or deleted.
 
+mod memory;
 mod postgres;
 mod sqlite;
 
@@ -10,6 +11,7 @@ mod sqlite;
 pub mod conformance;
 
 use crate::{Addr, Decision, Name, Record};
+pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use sqlite::{SqliteStore, FILE_NAME as SQLITE_FILE};
 use std::path::PathBuf;
@@ -21,6 +23,8 @@ pub enum StoreConfig {
     Sqlite(PathBuf),
     /// A PostgreSQL connection string (`postgres://user@host:port/db` or `host=/run/postgresql …`).
     Postgres(String),
+    /// Memory only: nothing is written anywhere, every name is forgotten when the process ends.
+    Memory,
 }
 
 /// A database failure. Nothing was acknowledged when one is returned.
@@ -46,6 +50,8 @@ pub enum Store {
     Sqlite(SqliteStore),
     /// PostgreSQL.
     Postgres(PostgresStore),
+    /// Memory only.
+    Memory(MemoryStore),
 }
 
 impl Store {
@@ -54,6 +60,7 @@ impl Store {
         match config {
             StoreConfig::Sqlite(dir) => Ok(Store::Sqlite(SqliteStore::open(dir)?)),
             StoreConfig::Postgres(url) => Ok(Store::Postgres(PostgresStore::connect(url).await?)),
+            StoreConfig::Memory => Ok(Store::Memory(MemoryStore::default())),
         }
     }
 
@@ -62,6 +69,7 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.record(name),
             Store::Postgres(p) => p.record(name).await,
+            Store::Memory(m) => m.record(name),
         }
     }
 
@@ -70,6 +78,7 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.name_of(addr),
             Store::Postgres(p) => p.name_of(addr).await,
+            Store::Memory(m) => m.name_of(addr),
         }
     }
 
@@ -84,6 +93,7 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.register_many(records).await,
             Store::Postgres(p) => p.register_many(records).await,
+            Store::Memory(m) => m.register_many(records),
         }
     }
 
@@ -92,6 +102,7 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.count(),
             Store::Postgres(p) => p.count().await,
+            Store::Memory(m) => m.count(),
         }
     }
 }

@@ -19,6 +19,8 @@ use tokio_tungstenite::tungstenite::Message;
 pub struct Lobby {
     child: Child,
     pub addr: SocketAddr,
+    /// `http` or `https` (with `--tls-cert`).
+    pub scheme: &'static str,
 }
 
 impl Lobby {
@@ -40,20 +42,21 @@ impl Lobby {
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         out.read_line(&mut line).expect("read tutti lobby's first line");
-        let addr = line
-            .trim()
-            .strip_prefix("tutti lobby: listening on http://")
-            .and_then(|rest| rest.trim_end_matches('/').parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!("tutti lobby did not say where it listens: {line:?}")
-            });
+        let line = line.trim();
+        let (scheme, rest) = match line.strip_prefix("tutti lobby: listening on https://") {
+            Some(rest) => ("https", Some(rest)),
+            None => ("http", line.strip_prefix("tutti lobby: listening on http://")),
+        };
+        let addr = rest.and_then(|rest| rest.trim_end_matches('/').parse().ok()).unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("tutti lobby did not say where it listens: {line:?}")
+        });
         // keep draining stdout so that the child never blocks on a full pipe
         std::thread::spawn(move || {
             let mut sink = Vec::new();
             let _ = out.read_to_end(&mut sink);
         });
-        Lobby { child, addr }
+        Lobby { child, addr, scheme }
     }
 
     pub fn pid(&self) -> u32 {
@@ -74,7 +77,7 @@ impl Lobby {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// `GET path`, the body.
@@ -502,6 +505,22 @@ pub fn browser_artifacts(name: &str) -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
 
+/// A self-signed P-256 certificate for localhost and 127.0.0.1, made by the `openssl` command line in
+/// `dir`: (NAME.pem, NAME.key).
+pub fn self_signed_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status();
+    assert!(made.is_ok_and(|s| s.success()), "openssl makes a certificate (apt-get install openssl)");
+    (cert, key)
+}
+
 /// The folder of the Node test scripts, checked to have its npm packages installed.
 pub fn js_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lobby_support/js");
@@ -520,6 +539,13 @@ pub fn js_dir() -> PathBuf {
 /// Runs `node SCRIPT ARGS…` in the test scripts' folder, killed after `within`; (success, output).
 pub fn node(script: &str, args: &[&str], within: Duration) -> (bool, String) {
     node_by(Command::new("node"), script, args, within)
+}
+
+/// The same with environment variables set (e.g. `NODE_EXTRA_CA_CERTS`).
+pub fn node_with_env(script: &str, args: &[&str], env: &[(&str, &Path)], within: Duration) -> (bool, String) {
+    let mut command = Command::new("node");
+    command.envs(env.iter().copied());
+    node_by(command, script, args, within)
 }
 
 /// The same with a prepared command that runs node (e.g. `ip netns exec NS node`).

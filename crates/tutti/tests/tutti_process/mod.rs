@@ -121,6 +121,41 @@ impl Drop for Tutti {
     }
 }
 
+/// The PID of the traced `tutti` under the `strace` process `tracer`: its child whose command line
+/// is `strace`'s command (strace also forks short-lived children of its own to probe the kernel's
+/// ptrace features, so the first child is not always tutti).
+pub fn traced_child(tracer: u32, command: &[&str]) -> u32 {
+    let wanted: Vec<u8> = command.iter().flat_map(|arg| arg.bytes().chain([0])).collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let children = std::fs::read_to_string(format!("/proc/{tracer}/task/{tracer}/children")).unwrap_or_default();
+        for pid in children.split_whitespace().filter_map(|p| p.parse::<u32>().ok()) {
+            if std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted) {
+                return pid;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("strace did not start {command:?}");
+}
+
+/// `strace` and the `tutti` it traces; both are killed if the test ends early (a failed assertion
+/// must not leave them running and holding the test runner's output open).
+pub struct Traced {
+    pub tracer: Child,
+    pub tutti: u32,
+}
+
+impl Drop for Traced {
+    fn drop(&mut self) {
+        if self.tracer.try_wait().ok().flatten().is_none() {
+            signal(self.tutti, libc::SIGKILL);
+            let _ = self.tracer.kill();
+            let _ = self.tracer.wait();
+        }
+    }
+}
+
 /// Sends `signal` to process `pid` (a plain kill(2): no helper process to spawn, nothing to wait on).
 pub fn signal(pid: u32, signal: i32) {
     let pid = libc::pid_t::try_from(pid).expect("a PID fits pid_t");

@@ -1,12 +1,12 @@
 // A scripted conversation between two official socket.io-client sockets and `tutti lobby`:
 // connect, online count, find with interests, matched (one initiator, common interests), signal, typing,
 // message both ways, an oversized message refused with an error ack, next (partner_left), stop.
-// Usage: node conversation.mjs http://127.0.0.1:PORT [websocket|polling]   ("polling": the client's default,
-// HTTP long-polling first, then the upgrade to WebSocket). Prints "conversation ok" and exits 0 on success.
+// Usage: node conversation.mjs http://127.0.0.1:PORT [websocket|polling|polling-only]   ("polling": the client's
+// default, HTTP long-polling first, then the upgrade to WebSocket; "polling-only": long-polling throughout). Prints "conversation ok" and exits 0 on success.
 import { io } from 'socket.io-client';
 
 const url = process.argv[2];
-const transports = process.argv[3] === 'polling' ? ['polling', 'websocket'] : ['websocket'];
+const transports = { polling: ['polling', 'websocket'], 'polling-only': ['polling'] }[process.argv[3]] ?? ['websocket'];
 if (!url) { console.error('usage: node conversation.mjs URL'); process.exit(2); }
 const timer = setTimeout(() => { console.error('conversation timed out'); process.exit(1); }, 15000);
 
