@@ -13,6 +13,7 @@ use crate::personal_mix::SharedMix;
 use crate::recording::RecordingTap;
 use crate::registration::{Registrar, RegistrationConfig};
 use crate::stats::{DropReason, Stats};
+use crate::tick_phase::TickPhase;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -103,6 +104,8 @@ pub struct Server {
     events: VecDeque<Event>,
     stats: Stats,
     next_tick: Option<Instant>,
+    /// Moves the tick to just after the clients' arrivals.
+    phase: TickPhase,
     tick_count: u64,
     budgets: HashMap<IpAddr, (Instant, u32)>,
     registrar: Option<Registrar>,
@@ -141,6 +144,7 @@ impl Server {
             events: VecDeque::new(),
             stats: Stats::default(),
             next_tick: None,
+            phase: TickPhase::default(),
             tick_count: 0,
             budgets: HashMap::new(),
             registrar: None,

@@ -14,7 +14,8 @@ use tutti_proto::message::Licence;
 use tutti_proto::{crc16, AudioCodec, AudioFormat, Datagram, Frame, Message, Quality};
 
 impl Server {
-    /// Takes one datagram received from `from`.
+    /// Takes one datagram received from `from` at `now` (when it reached the host: the tick is
+    /// placed after the arrivals of audio).
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.stats.datagrams_in += 1;
         if bytes.len() > MAX_DATAGRAM {
@@ -72,9 +73,13 @@ impl Server {
     }
 
     fn handle_audio(&mut self, now: Instant, index: usize, bytes: &[u8]) {
+        let period = self.tick_period();
         let Some(channel) = self.channels[index].as_mut() else { return };
         channel.last_audio = now;
         self.stats.audio_packets_in += 1;
+        if let Some(next) = self.next_tick {
+            self.phase.arrival(now, next, period);
+        }
         let Some(stream) = channel.stream.as_ref() else {
             self.stats.drop(DropReason::AudioBeforeFormat);
             return;

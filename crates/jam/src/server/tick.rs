@@ -26,9 +26,10 @@ impl Server {
             if now.duration_since(due) > 50 * period {
                 // Far behind (the process was stalled): skip the backlog rather than burst.
                 self.stats.late_ticks += 1;
+                self.phase.restart();
                 self.next_tick = Some(now + period);
             } else {
-                self.next_tick = Some(due + period);
+                self.next_tick = Some(self.phase.next_tick(due, period));
             }
             self.tick(now);
         }
@@ -49,6 +50,7 @@ impl Server {
         self.free_departed(now);
         if self.by_address.is_empty() {
             self.next_tick = None;
+            self.phase.restart();
             return;
         }
         let tick = self.tick_samples();
