@@ -4,14 +4,15 @@
 //!
 //! The size a client asks for (JITT_BUF_SIZE, 1…20 blocks, or auto) is how much jitter the buffer
 //! absorbs, not a delay it adds: frames are played as soon as they are due, with a margin of a
-//! quarter of the size (none up to size 4, one up to 8, …; half the size in auto mode, which has to
-//! ride out what it has not seen yet). When the stream runs dry the buffer
+//! quarter of the size (none up to size 4, one up to 8, …). When the stream runs dry the buffer
 //! waits where it is (the stream's delay grows by what the network needed); once the fewest frames
 //! waiting at any play-out of a short window exceed the margin, the surplus is dropped at once; more
 //! than the size plus two waiting are dropped immediately. So a hiccup costs latency only until the
 //! next window, and a steady stream is played with the least delay its jitter allows. (Jamulus 3.9.1
 //! observed with the same size keeps about half the size buffered: docs/perf.md, "Jam latency".)
-//! In auto mode the size follows the rate of frames missing at their turn.
+//! Auto mode (the Jamulus client's default, and tutti's own client) keeps the earlier behaviour: it
+//! fills to its size, trims only beyond the size plus two, and the size follows the rate of frames
+//! missing at their turn.
 
 /// Smallest and largest sizes a client may ask for (JITT_BUF_SIZE 1…20).
 pub const MIN_SIZE: u16 = 1;
@@ -98,8 +99,11 @@ impl JitterBuffer {
 
     /// Frames waiting when one is played, in steady state: the due frame plus the margin.
     fn target(&self) -> i32 {
-        let margin = i32::from(self.size) - 1;
-        1 + if self.auto { margin / 2 } else { margin / 4 }
+        if self.auto {
+            i32::from(self.size)
+        } else {
+            1 + (i32::from(self.size) - 1) / 4
+        }
     }
 
     pub fn is_auto(&self) -> bool {
@@ -211,7 +215,10 @@ impl JitterBuffer {
     /// frames waiting at any play-out of the window had beyond the target.
     fn trim_surplus(&mut self, depth: i32) -> i32 {
         // (The fewest frames of the window include this play-out's, so the surplus is never more
-        // than this play-out has beyond the target.)
+        // than this play-out has beyond the target.) Auto mode fills to its size and keeps it.
+        if self.auto {
+            return 0;
+        }
         self.trim_min_depth = self.trim_min_depth.min(depth);
         self.trim_pulls += 1;
         if self.trim_pulls < TRIM_WINDOW {
@@ -393,28 +400,24 @@ mod tests {
     fn auto_mode_grows_under_jitter_and_shrinks_when_steady() {
         let mut j = JitterBuffer::new(3);
         assert!(j.is_auto());
-        // Every 10th frame arrives two periods after its successors: missing at its turn until
-        // the margin covers it.
+        // Bursty arrival: 12 frames at once every 12 periods underruns a buffer of 6.
         let mut seq = 0u8;
-        let mut held = Vec::new();
-        for period in 0..60_000u32 {
-            if period % 10 == 0 {
-                held.push((period + 2, seq));
-            } else {
+        for _ in 0..4000 {
+            for _ in 0..12 {
                 j.put(Some(seq), &frame(seq));
+                seq = seq.wrapping_add(1);
             }
-            seq = seq.wrapping_add(1);
-            held.retain(|&(due, s)| {
-                if due == period {
-                    j.put(Some(s), &frame(s));
-                }
-                due != period
-            });
-            j.pull();
+            for _ in 0..12 {
+                j.pull();
+            }
         }
         let grown = j.size();
         assert!(grown > AUTO_INITIAL, "{grown}");
-        // Steady one-in-one-out: shrinks.
+        // Steady one-in-one-out with a surplus that never runs down: shrinks.
+        for _ in 0..10 {
+            j.put(Some(seq), &frame(seq));
+            seq = seq.wrapping_add(1);
+        }
         for _ in 0..60_000 {
             j.put(Some(seq), &frame(seq));
             seq = seq.wrapping_add(1);

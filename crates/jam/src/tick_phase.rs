@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 /// How long before its tick the latest frame should arrive: the shell's wake-up and read time.
-pub const MARGIN: Duration = Duration::from_micros(150);
+pub const MARGIN: Duration = Duration::from_micros(300);
 /// Ticks per observation window.
 const WINDOW: u32 = 256;
 /// Phase histogram bins per period.
