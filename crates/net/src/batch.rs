@@ -86,19 +86,7 @@ impl RecvBatch {
         for (i, header) in headers[..n].iter().enumerate() {
             self.lengths[i] = (header.msg_len as usize).min(self.slot);
             self.address_lengths[i] = header.msg_hdr.msg_namelen;
-            self.stamps[i] = None;
-            // SAFETY: the CMSG_* macros walk the control buffer the kernel filled, within
-            // msg_controllen; the stamp is read unaligned.
-            unsafe {
-                let mut cmsg = libc::CMSG_FIRSTHDR(&header.msg_hdr);
-                while !cmsg.is_null() {
-                    if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS {
-                        let ts = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>());
-                        self.stamps[i] = Some(ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64);
-                    }
-                    cmsg = libc::CMSG_NXTHDR(&header.msg_hdr, cmsg);
-                }
-            }
+            self.stamps[i] = crate::rx_stamp::stamp_in(&header.msg_hdr);
         }
         self.count = n;
         Ok(n)

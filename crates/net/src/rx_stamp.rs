@@ -62,21 +62,28 @@ pub fn receive(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<(usize, 
             _ => Err(e),
         };
     }
+    let stamp = stamp_in(&header);
+    // SAFETY: the kernel filled `address` with msg_namelen valid bytes.
+    let from = unsafe { SockAddr::new(address, header.msg_namelen) }.as_socket();
+    Ok(from.map(|from| (n as usize, from, stamp.unwrap_or_else(wall_ns))))
+}
+
+/// The receive stamp among the control messages of a header `recvmsg`/`recvmmsg` just filled.
+pub(crate) fn stamp_in(header: &libc::msghdr) -> Option<i64> {
     let mut stamp = None;
-    // SAFETY: the CMSG_* macros walk the control buffer the kernel filled, within msg_controllen.
+    // SAFETY: the CMSG_* macros walk the control buffer the kernel filled, within msg_controllen
+    // (or yield nothing when the header has none); the stamp is read unaligned.
     unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&header);
+        let mut cmsg = libc::CMSG_FIRSTHDR(header);
         while !cmsg.is_null() {
             if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS {
                 let ts = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>());
                 stamp = Some(ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64);
             }
-            cmsg = libc::CMSG_NXTHDR(&header, cmsg);
+            cmsg = libc::CMSG_NXTHDR(header, cmsg);
         }
     }
-    // SAFETY: the kernel filled `address` with msg_namelen valid bytes.
-    let from = unsafe { SockAddr::new(address, header.msg_namelen) }.as_socket();
-    Ok(from.map(|from| (n as usize, from, stamp.unwrap_or_else(wall_ns))))
+    stamp
 }
 
 #[cfg(test)]
