@@ -359,6 +359,11 @@ impl Client {
         self.link.poll_timeout()
     }
 
+    /// Datagrams waiting in `poll_transmit`.
+    pub fn pending_transmits(&self) -> usize {
+        self.transmits.len()
+    }
+
     /// The next datagram for the server.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.transmits.pop_front()

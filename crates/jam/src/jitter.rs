@@ -1,7 +1,18 @@
 //! A client's jitter buffer (§4.6): coded frames are placed by their sequence number (or numbered on
 //! arrival when the stream carries no counters) and taken out one per frame period. Missing frames
-//! come out as "lost" (the decoder conceals them); too much buffered latency is trimmed; in auto
-//! mode the target depth follows the observed underrun rate. Storage is sized once per stream format.
+//! come out as "lost" (the decoder conceals them). Storage is sized once per stream format.
+//!
+//! The size a client asks for (JITT_BUF_SIZE, 1…20 blocks, or auto) is how much jitter the buffer
+//! absorbs, not a delay it adds: frames are played as soon as they are due, with a margin of a
+//! quarter of the size (none up to size 4, one up to 8, …). When the stream runs dry the buffer
+//! waits where it is (the stream's delay grows by what the network needed); once the fewest frames
+//! waiting at any play-out of a short window exceed the margin, the surplus is dropped at once; more
+//! than the size plus two waiting are dropped immediately. So a hiccup costs latency only until the
+//! next window, and a steady stream is played with the least delay its jitter allows. (Jamulus 3.9.1
+//! observed with the same size keeps about half the size buffered: docs/perf.md, "Jam latency".)
+//! Auto mode (the Jamulus client's default, and tutti's own client) keeps the earlier behaviour: it
+//! fills to its size, trims only beyond the size plus two, and the size follows the rate of frames
+//! missing at their turn.
 
 /// Smallest and largest sizes a client may ask for (JITT_BUF_SIZE 1…20).
 pub const MIN_SIZE: u16 = 1;
@@ -14,6 +25,8 @@ pub const DEFAULT_SIZE: u16 = 10;
 const CAPACITY: usize = 64;
 /// Frames per auto-sizing decision window.
 const WINDOW: u32 = 1500;
+/// Frames per latency-trimming window (341 ms of OPUS64 frames, 683 ms of OPUS).
+const TRIM_WINDOW: u32 = 256;
 
 /// What one pull produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +52,11 @@ pub struct JitterBuffer {
     /// Numbering for streams without counters.
     arrival: u8,
     filling: bool,
-    target: u16,
+    /// The size asked for (or chosen by auto mode), in frames.
+    size: u16,
     auto: bool,
+    trim_pulls: u32,
+    trim_min_depth: i32,
     window_pulls: u32,
     window_underruns: u32,
     window_min_depth: i32,
@@ -62,8 +78,10 @@ impl JitterBuffer {
             newest: 0,
             arrival: 0,
             filling: true,
-            target: AUTO_INITIAL,
+            size: AUTO_INITIAL,
             auto: true,
+            trim_pulls: 0,
+            trim_min_depth: i32::MAX,
             window_pulls: 0,
             window_underruns: 0,
             window_min_depth: i32::MAX,
@@ -74,9 +92,18 @@ impl JitterBuffer {
         }
     }
 
-    /// Current target depth in frames.
+    /// The size in frames (as asked for, or as auto mode chose it).
     pub fn size(&self) -> u16 {
-        self.target
+        self.size
+    }
+
+    /// Frames waiting when one is played, in steady state: the due frame plus the margin.
+    fn target(&self) -> i32 {
+        if self.auto {
+            i32::from(self.size)
+        } else {
+            1 + (i32::from(self.size) - 1) / 4
+        }
     }
 
     pub fn is_auto(&self) -> bool {
@@ -89,7 +116,7 @@ impl JitterBuffer {
             self.auto = true;
         } else {
             self.auto = false;
-            self.target = blocks.max(MIN_SIZE);
+            self.size = blocks.max(MIN_SIZE);
         }
     }
 
@@ -102,6 +129,8 @@ impl JitterBuffer {
         self.filled = [false; CAPACITY];
         self.next = None;
         self.filling = true;
+        self.trim_pulls = 0;
+        self.trim_min_depth = i32::MAX;
     }
 
     /// Stores a frame. `sequence` is the frame's counter, or `None` for streams without counters.
@@ -147,30 +176,34 @@ impl JitterBuffer {
         let Some(mut next) = self.next else {
             return Pull::Filling;
         };
-        let depth = self.depth();
+        let mut depth = self.depth();
         if self.filling {
-            if depth < i32::from(self.target) {
+            if depth < self.target() {
                 return Pull::Filling;
             }
             self.filling = false;
         }
-        self.observe(depth);
         if depth <= 0 {
             // Nothing has arrived for this period: conceal, and wait for the stream where it is.
+            self.observe(depth, true);
             self.lost += 1;
             return Pull::Lost;
         }
-        let excess = depth - i32::from(self.target) - 2;
+        let excess = (depth - i32::from(self.size) - 2).max(self.trim_surplus(depth));
         if excess > 0 {
             for _ in 0..excess {
                 self.filled[usize::from(next) % CAPACITY] = false;
                 next = next.wrapping_add(1);
             }
             self.trimmed += excess as u64;
+            depth -= excess;
+            self.trim_min_depth = i32::MAX;
         }
         let slot = usize::from(next) % CAPACITY;
         self.next = Some(next.wrapping_add(1));
-        if std::mem::replace(&mut self.filled[slot], false) {
+        let present = std::mem::replace(&mut self.filled[slot], false);
+        self.observe(depth, !present);
+        if present {
             Pull::Frame(&self.storage[slot * self.frame_len..(slot + 1) * self.frame_len])
         } else {
             self.lost += 1;
@@ -178,12 +211,31 @@ impl JitterBuffer {
         }
     }
 
-    /// Auto sizing: grow when underruns exceed 0.5 % of a window; shrink after several windows
-    /// without underruns in which the buffer never ran below two frames of surplus.
-    fn observe(&mut self, depth: i32) {
+    /// Frames to drop before this play-out: at the end of a trimming window, what the fewest
+    /// frames waiting at any play-out of the window had beyond the target.
+    fn trim_surplus(&mut self, depth: i32) -> i32 {
+        // (The fewest frames of the window include this play-out's, so the surplus is never more
+        // than this play-out has beyond the target.) Auto mode fills to its size and keeps it.
+        if self.auto {
+            return 0;
+        }
+        self.trim_min_depth = self.trim_min_depth.min(depth);
+        self.trim_pulls += 1;
+        if self.trim_pulls < TRIM_WINDOW {
+            return 0;
+        }
+        let surplus = (self.trim_min_depth - self.target()).max(0);
+        self.trim_pulls = 0;
+        self.trim_min_depth = i32::MAX;
+        surplus
+    }
+
+    /// Auto sizing: grow when frames missing at their turn exceed 0.5 % of a window; shrink after
+    /// several windows without any in which the buffer never ran below two frames.
+    fn observe(&mut self, depth: i32, missing: bool) {
         self.window_pulls += 1;
         self.window_min_depth = self.window_min_depth.min(depth);
-        if depth <= 0 {
+        if missing {
             self.window_underruns += 1;
         }
         if self.window_pulls < WINDOW {
@@ -191,12 +243,12 @@ impl JitterBuffer {
         }
         if self.auto {
             if self.window_underruns * 200 > WINDOW {
-                self.target = (self.target + 1).min(MAX_SIZE);
+                self.size = (self.size + 1).min(MAX_SIZE);
                 self.quiet_windows = 0;
             } else if self.window_underruns == 0 && self.window_min_depth >= 2 {
                 self.quiet_windows += 1;
-                if self.quiet_windows >= 4 && self.target > 2 {
-                    self.target -= 1;
+                if self.quiet_windows >= 4 && self.size > 2 {
+                    self.size -= 1;
                     self.quiet_windows = 0;
                 }
             } else {
@@ -225,11 +277,15 @@ mod tests {
     }
 
     #[test]
-    fn fills_to_target_then_plays_in_order() {
+    fn plays_as_soon_as_due_with_a_quarter_of_the_size_as_margin() {
         let mut j = JitterBuffer::new(3);
-        j.set_size(3);
+        j.set_size(4);
         j.put(Some(10), &frame(10));
-        assert_eq!(j.pull(), Pull::Filling);
+        assert_eq!(pulled(&mut j), Some(10), "size 4: no margin, play at once");
+        let mut j = JitterBuffer::new(3);
+        j.set_size(5);
+        j.put(Some(10), &frame(10));
+        assert_eq!(j.pull(), Pull::Filling, "size 5: one frame of margin");
         j.put(Some(12), &frame(12));
         j.put(Some(11), &frame(11));
         assert_eq!(pulled(&mut j), Some(10));
@@ -238,6 +294,67 @@ mod tests {
         assert_eq!(j.pull(), Pull::Lost, "nothing ahead: conceal");
         j.put(Some(13), &frame(13));
         assert_eq!(pulled(&mut j), Some(13), "waits for the stream instead of skipping");
+    }
+
+    /// Plays a steady stream (one frame in, one out) for `periods`, with a burst of `burst` extra
+    /// frames first; returns the frames waiting at the last play-out (after any trimming).
+    fn steady_after_burst(j: &mut JitterBuffer, seq: &mut u8, burst: usize, periods: usize) -> i32 {
+        for _ in 0..burst {
+            j.put(Some(*seq), &frame(*seq));
+            *seq = seq.wrapping_add(1);
+        }
+        let mut depth = 0;
+        for _ in 0..periods {
+            j.put(Some(*seq), &frame(*seq));
+            *seq = seq.wrapping_add(1);
+            assert!(matches!(j.pull(), Pull::Frame(_) | Pull::Filling));
+            depth = j.depth() + 1;
+        }
+        depth
+    }
+
+    #[test]
+    fn a_hiccup_costs_latency_only_until_the_next_window() {
+        let mut j = JitterBuffer::new(3);
+        j.set_size(4);
+        let mut seq = 0;
+        assert_eq!(steady_after_burst(&mut j, &mut seq, 0, 10), 1, "just in time");
+        // The sender stalled and caught up: three frames more than needed are waiting.
+        assert_eq!(steady_after_burst(&mut j, &mut seq, 3, 10), 4);
+        // Trimmed at the end of the first window whose play-outs all had the surplus.
+        assert_eq!(steady_after_burst(&mut j, &mut seq, 0, 2 * TRIM_WINDOW as usize), 1, "trimmed back");
+        assert_eq!(j.trimmed, 3);
+        assert_eq!(j.lost, 0);
+    }
+
+    #[test]
+    fn jitter_within_a_window_is_absorbed_not_trimmed() {
+        let mut j = JitterBuffer::new(3);
+        j.set_size(4);
+        let mut seq = 0u8;
+        // Every 8th period the frame comes one period late (together with the next one).
+        for period in 0..4000 {
+            if period % 8 != 3 {
+                let n = if period % 8 == 4 { 2 } else { 1 };
+                for _ in 0..n {
+                    j.put(Some(seq), &frame(seq));
+                    seq = seq.wrapping_add(1);
+                }
+            }
+            j.pull();
+        }
+        assert_eq!(j.lost, 1, "one concealment, then the buffer holds what the jitter needs");
+        assert_eq!(j.trimmed, 0);
+    }
+
+    #[test]
+    fn the_size_caps_what_waits() {
+        let mut j = JitterBuffer::new(3);
+        j.set_size(2);
+        let mut seq = 0;
+        steady_after_burst(&mut j, &mut seq, 0, 3);
+        assert_eq!(steady_after_burst(&mut j, &mut seq, 8, 1), 4, "size + 2 at most");
+        assert_eq!(j.trimmed, 5);
     }
 
     #[test]

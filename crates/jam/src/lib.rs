@@ -17,6 +17,7 @@ pub mod recording;
 pub mod registration;
 pub mod server;
 pub mod stats;
+pub mod tick_phase;
 
 pub use channel::MAX_CHANNELS;
 pub use chat::TimeOfDay;

@@ -22,6 +22,9 @@ pub struct RecvBatch {
     addresses: Vec<libc::sockaddr_storage>,
     lengths: [usize; BATCH],
     address_lengths: [libc::socklen_t; BATCH],
+    /// Room for each datagram's control messages (a kernel receive stamp, when asked for).
+    controls: Vec<[u64; 8]>,
+    stamps: [Option<i64>; BATCH],
     count: usize,
 }
 
@@ -35,6 +38,8 @@ impl RecvBatch {
             addresses: vec![unsafe { std::mem::zeroed() }; BATCH],
             lengths: [0; BATCH],
             address_lengths: [0; BATCH],
+            controls: vec![[0; 8]; BATCH],
+            stamps: [None; BATCH],
             count: 0,
         }
     }
@@ -53,9 +58,12 @@ impl RecvBatch {
             header.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             header.msg_hdr.msg_iov = iov;
             header.msg_hdr.msg_iovlen = 1;
+            header.msg_hdr.msg_control = self.controls[i].as_mut_ptr().cast();
+            header.msg_hdr.msg_controllen = std::mem::size_of::<[u64; 8]>() as _;
         }
-        // SAFETY: every header points at a live iovec over its own `slot`-byte region of `buffers`
-        // and at its own sockaddr_storage; all outlive the call. The kernel writes at most that.
+        // SAFETY: every header points at a live iovec over its own `slot`-byte region of `buffers`,
+        // at its own sockaddr_storage and its own control buffer; all outlive the call. The kernel
+        // writes at most their stated lengths.
         let n = unsafe {
             libc::recvmmsg(
                 socket.as_raw_fd(),
@@ -78,9 +86,16 @@ impl RecvBatch {
         for (i, header) in headers[..n].iter().enumerate() {
             self.lengths[i] = (header.msg_len as usize).min(self.slot);
             self.address_lengths[i] = header.msg_hdr.msg_namelen;
+            self.stamps[i] = crate::rx_stamp::stamp_in(&header.msg_hdr);
         }
         self.count = n;
         Ok(n)
+    }
+
+    /// The kernel's receive stamp of datagram `i` (`CLOCK_REALTIME` ns), on a socket that asked for
+    /// them ([`crate::rx_stamp::enable`]).
+    pub fn stamp(&self, i: usize) -> Option<i64> {
+        self.stamps.get(i).copied().flatten().filter(|_| i < self.count)
     }
 
     /// Datagram `i` of the last `receive`: its sender (if a valid IP address) and its bytes.
@@ -118,6 +133,16 @@ impl SendBatch {
         socket: &UdpSocket,
         datagrams: impl Iterator<Item = (SocketAddr, &'a [u8])>,
     ) -> usize {
+        self.send_all_observed(socket, datagrams, || {})
+    }
+
+    /// `send_all`, calling `after_batch` when each `sendmmsg` batch has been handed to the kernel.
+    pub fn send_all_observed<'a>(
+        &mut self,
+        socket: &UdpSocket,
+        datagrams: impl Iterator<Item = (SocketAddr, &'a [u8])>,
+        mut after_batch: impl FnMut(),
+    ) -> usize {
         let mut sent = 0;
         let mut datagrams = datagrams.peekable();
         while datagrams.peek().is_some() {
@@ -128,6 +153,7 @@ impl SendBatch {
                 self.iovecs.push(libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() });
             }
             sent += self.send_batch(socket);
+            after_batch();
         }
         sent
     }

@@ -1,6 +1,6 @@
 //! IO shells that drive the `tutti-jam` state machines over real UDP sockets, and the clocks they
 //! read. Sockets and wall-clock time live here and nowhere else; protocol logic does not.
-#![deny(unsafe_code)] // allowed in batch.rs only
+#![deny(unsafe_code)] // allowed in batch.rs and rx_stamp.rs only
 
 mod batch;
 pub mod client;
@@ -8,9 +8,11 @@ pub mod clock;
 pub mod connection_log;
 pub mod directory;
 pub mod jsonrpc;
+pub mod latency;
 pub mod loadgen;
 pub mod process;
 pub mod recorder;
+pub mod rx_stamp;
 pub mod server;
 pub mod server_control;
 pub mod server_list;

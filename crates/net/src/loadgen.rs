@@ -7,7 +7,9 @@
 //! were missing when a real client would have played them; its own CPU; and, when given the server's
 //! PID, the server's CPU and memory over the same measurement window.
 
+use crate::latency::{self, Capture, ClientLatency, LatencyOptions, Probe};
 use crate::process::ProcessSample;
+use crate::rx_stamp;
 use crate::tone::Tone;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -17,6 +19,7 @@ use tutti_codec::{Channels, Encoder, FrameSize};
 use tutti_jam::{Client, ClientConfig, ClientEvent, Reception, MAX_CHANNELS};
 use tutti_proto::audio::SAMPLE_RATE;
 use tutti_proto::frame::MAX_DATAGRAM;
+use tutti_proto::Datagram;
 
 /// What to emulate and for how long.
 #[derive(Debug, Clone)]
@@ -36,6 +39,8 @@ pub struct LoadOptions {
     pub duration: Duration,
     /// The servers' processes, whose CPU and memory are sampled over the window (Linux `/proc`).
     pub server_pids: Vec<u32>,
+    /// Latency mode: markers in quiet audio, timed in every client's mix.
+    pub latency: Option<LatencyOptions>,
 }
 
 /// One emulated client's view of the measurement window.
@@ -65,6 +70,15 @@ pub struct LoadReport {
     /// The servers' CPU over the window and their peak resident memory (summed), when PIDs were given.
     pub server_cpu: Option<Duration>,
     pub server_rss_kib: Option<u64>,
+    /// Latency mode: per client, in client order.
+    pub latency: Option<Vec<ClientLatency>>,
+}
+
+impl LoadOptions {
+    /// Markers stop this long before the window ends, so that every one can arrive in it.
+    fn latency_margin(&self) -> Duration {
+        Duration::from_millis(100)
+    }
 }
 
 impl LoadReport {
@@ -96,6 +110,8 @@ struct Emulated {
     index: usize,
     at_start: (u64, Reception),
     sent: u64,
+    /// Latency mode: the server's audio in the window, with kernel receive times.
+    capture: Option<Capture>,
 }
 
 /// Runs the load until the window ends or `stop` is set; errors only if sockets cannot be opened.
@@ -115,6 +131,9 @@ pub fn run_load(options: &LoadOptions, stop: &AtomicBool) -> io::Result<LoadRepo
             io::Error::new(e.kind(), format!("cannot open UDP socket {} of the load generator: {e}", index + 1))
         })?;
         socket.set_nonblocking(true)?;
+        if options.latency.is_some() {
+            rx_stamp::enable(&socket)?;
+        }
         let mut config = options.config.clone();
         config.profile.name = format!("{}{}", config.profile.name, index + 1);
         let server = options.servers[index % options.servers.len()];
@@ -126,12 +145,17 @@ pub fn run_load(options: &LoadOptions, stop: &AtomicBool) -> io::Result<LoadRepo
             index,
             at_start: (0, Reception::default()),
             sent: 0,
+            capture: None,
         });
     }
 
     let period = Duration::from_nanos(format.frame_samples() as u64 * 1_000_000_000 / u64::from(SAMPLE_RATE));
     let frames_per_packet = format.frames_per_packet as f64;
     let mut tone = Tone::new(440.0, usize::from(format.channels));
+    let mut probe = match &options.latency {
+        Some(latency) => Some(Probe::new(latency.clone(), options.clients, format)?),
+        None => None,
+    };
     let mut pcm = vec![0.0f32; format.frame_samples() * usize::from(format.channels)];
     let mut coded = vec![0u8; format.coded_bytes];
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
@@ -161,6 +185,7 @@ pub fn run_load(options: &LoadOptions, stop: &AtomicBool) -> io::Result<LoadRepo
             server_at_start = Some(servers_sample(&options.server_pids)?);
             for c in &mut clients {
                 c.at_start = (c.sent, c.client.reception());
+                c.capture = probe.is_some().then(Capture::default);
             }
         }
         if measuring {
@@ -177,10 +202,27 @@ pub fn run_load(options: &LoadOptions, stop: &AtomicBool) -> io::Result<LoadRepo
             next = now + period;
         }
 
-        tone.fill(&mut pcm);
-        encoder.encode_float(&pcm, &mut coded).map_err(io::Error::other)?;
-        for c in &mut clients {
-            c.exchange(now, &coded, &mut buf, options.distinct_gains);
+        match probe.as_mut() {
+            Some(probe) => {
+                encoder.encode_float(probe.background(), &mut coded).map_err(io::Error::other)?;
+                let fpp = format.frames_per_packet as u64;
+                probe.encode(now, measuring && now + options.latency_margin() < window_end, |i| {
+                    clients[i].sent % fpp == fpp - 1
+                })?;
+                for c in &mut clients {
+                    let frame = probe.frame_of(c.index).unwrap_or(&coded);
+                    if c.exchange(now, frame, &mut buf, options.distinct_gains) {
+                        probe.sent(c.index, rx_stamp::wall_ns());
+                    }
+                }
+            }
+            None => {
+                tone.fill(&mut pcm);
+                encoder.encode_float(&pcm, &mut coded).map_err(io::Error::other)?;
+                for c in &mut clients {
+                    c.exchange(now, &coded, &mut buf, options.distinct_gains);
+                }
+            }
         }
     }
     let own_cpu = ProcessSample::of_self()?.cpu.saturating_sub(own_at_start.cpu);
@@ -192,6 +234,16 @@ pub fn run_load(options: &LoadOptions, stop: &AtomicBool) -> io::Result<LoadRepo
         }
         _ => None,
     };
+    let latency = probe.map(|probe| {
+        let step = (128 / (format.frame_samples() * format.frames_per_packet)).max(1);
+        clients
+            .iter()
+            .map(|c| match &c.capture {
+                Some(capture) => latency::analyse(capture, &probe.markers, c.client.format(), step),
+                None => ClientLatency { missed: probe.markers.len(), ..ClientLatency::default() },
+            })
+            .collect()
+    });
     let window = if measuring { Instant::now().duration_since(window_start) } else { Duration::ZERO };
     let reports = clients
         .iter_mut()
@@ -219,6 +271,7 @@ pub fn run_load(options: &LoadOptions, stop: &AtomicBool) -> io::Result<LoadRepo
         periods,
         server_cpu,
         server_rss_kib: (!options.server_pids.is_empty()).then_some(server_rss),
+        latency,
     })
 }
 
@@ -235,16 +288,9 @@ fn servers_sample(pids: &[u32]) -> io::Result<ProcessSample> {
 
 impl Emulated {
     /// One frame period: take what arrived, send our frame and whatever the protocol wants to send,
-    /// and play out one frame of the server's mix.
-    fn exchange(&mut self, now: Instant, coded: &[u8], buf: &mut [u8], distinct_gains: bool) {
-        loop {
-            match self.socket.recv_from(buf) {
-                Ok((n, from)) => self.client.handle_datagram(now, from, &buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                // ICMP errors (server not up yet) and interruptions: try again next period.
-                Err(_) => break,
-            }
-        }
+    /// and play out one frame of the server's mix. True if an audio datagram went out.
+    fn exchange(&mut self, now: Instant, coded: &[u8], buf: &mut [u8], distinct_gains: bool) -> bool {
+        self.receive(now, buf);
         while let Some(event) = self.client.poll_event() {
             if let (ClientEvent::ClientList(list), true) = (event, distinct_gains) {
                 for entry in list {
@@ -256,12 +302,40 @@ impl Emulated {
                 }
             }
         }
+        let before = self.sent;
+        let queued = self.client.pending_transmits();
         if self.client.send_coded(now, coded).is_ok() {
             self.sent += 1;
         }
+        let datagram_out = self.client.pending_transmits() > queued;
         self.client.handle_timeout(now);
         self.flush();
         self.client.skip_audio();
+        datagram_out && self.sent > before
+    }
+
+    /// Everything waiting on the socket; in latency mode the server's audio is kept, with its
+    /// kernel receive time, while measuring.
+    fn receive(&mut self, now: Instant, buf: &mut [u8]) {
+        loop {
+            let received = match &self.capture {
+                Some(_) => rx_stamp::receive(&self.socket, buf),
+                None => match self.socket.recv_from(buf) {
+                    Ok((n, from)) => Ok(Some((n, from, 0))),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                    Err(e) => Err(e),
+                },
+            };
+            // Nothing more, or an ICMP error (server not up yet) or interruption: next period.
+            let Ok(Some((n, from, stamp))) = received else { break };
+            let bytes = &buf[..n];
+            if let (Some(capture), Datagram::Audio(audio), true) =
+                (self.capture.as_mut(), Datagram::classify(bytes), from == self.client.server())
+            {
+                capture.push(stamp, audio);
+            }
+            self.client.handle_datagram(now, from, bytes);
+        }
     }
 
     fn flush(&mut self) {

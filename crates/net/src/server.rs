@@ -8,6 +8,7 @@
 
 use crate::batch::{RecvBatch, SendBatch, BATCH};
 use crate::connection_log::ConnectionLog;
+use crate::rx_stamp;
 use crate::server_control::{RecordingControl, ServerCommand, ServerSnapshot};
 use crate::server_metrics::ServerMetrics;
 use crate::socket::bind_udp;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 use tutti_jam::{Event, Server, ServerConfig, Stats};
 use tutti_proto::frame::MAX_DATAGRAM;
+use tutti_proto::Datagram;
 
 /// How often an idle server looks at its stop flag and its commands.
 const IDLE_WAIT: Duration = Duration::from_millis(50);
@@ -155,6 +157,10 @@ fn serve(socket: UdpSocket, mut server: Server, mut recording: RecordingControl,
     let mut sending = SendBatch::new();
     let mut nonblocking = false;
     socket.set_read_timeout(Some(IDLE_WAIT))?;
+    // Arrival times place the tick just after the clients' audio (tutti_jam::tick_phase).
+    if let Err(e) = rx_stamp::enable(&socket) {
+        warn!("no kernel receive time stamps ({e}): the tick is not placed after the arrivals");
+    }
     while !stop.load(Ordering::Relaxed) {
         match server.poll_timeout() {
             None => {
@@ -180,10 +186,12 @@ fn serve(socket: UdpSocket, mut server: Server, mut recording: RecordingControl,
         if nonblocking {
             loop {
                 let n = batch.receive(&socket)?;
-                let now = Instant::now();
+                let (now, wall) = (Instant::now(), rx_stamp::wall_ns());
                 for i in 0..n {
                     if let Some((from, bytes)) = batch.get(i) {
-                        server.handle_datagram(now, from, bytes);
+                        let ago = batch.stamp(i).map_or(0, |stamp| (wall - stamp).clamp(0, 1_000_000_000));
+                        let arrived = now.checked_sub(Duration::from_nanos(ago as u64)).unwrap_or(now);
+                        server.handle_datagram(arrived, from, bytes);
                     }
                 }
                 if n < BATCH {
@@ -195,7 +203,8 @@ fn serve(socket: UdpSocket, mut server: Server, mut recording: RecordingControl,
         let started = Instant::now();
         server.handle_timeout(started);
         let ran = server.stats().ticks - ticks;
-        if ran > 0 && server.connected_clients() > 0 {
+        let tick_started = (ran > 0 && server.connected_clients() > 0).then_some(started);
+        if tick_started.is_some() {
             metrics.observe_tick(started.elapsed() / ran as u32);
         }
         while let Ok(command) = inbox.try_recv() {
@@ -205,7 +214,10 @@ fn serve(socket: UdpSocket, mut server: Server, mut recording: RecordingControl,
             }
         }
         recording.poll(&mut server, Instant::now());
-        transmit(&socket, &mut server, &mut sending);
+        match tick_started {
+            Some(started) => transmit_observed(&socket, &mut server, &mut sending, started, &metrics),
+            None => transmit(&socket, &mut server, &mut sending),
+        }
         report(&mut server, &mut log);
         if published.elapsed() >= PUBLISH_EVERY {
             published = Instant::now();
@@ -265,6 +277,27 @@ fn receive(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<(usize, Sock
 fn transmit(socket: &UdpSocket, server: &mut Server, sending: &mut SendBatch) {
     // A full send buffer or an unreachable peer loses that datagram only; audio moves on.
     sending.send_all(socket, server.transmits());
+    server.clear_transmits();
+}
+
+/// `transmit` after a tick: the delay from the tick's start to each batch's hand-over to the kernel
+/// is counted for every audio datagram in the batch.
+fn transmit_observed(
+    socket: &UdpSocket,
+    server: &mut Server,
+    sending: &mut SendBatch,
+    tick_started: Instant,
+    metrics: &ServerMetrics,
+) {
+    let audio = std::cell::Cell::new(0u64);
+    let datagrams = server.transmits().inspect(|(_, bytes)| {
+        if matches!(Datagram::classify(bytes), Datagram::Audio(_)) {
+            audio.set(audio.get() + 1);
+        }
+    });
+    sending.send_all_observed(socket, datagrams, || {
+        metrics.observe_sends(tick_started.elapsed(), audio.replace(0));
+    });
     server.clear_transmits();
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::info;
 use tutti_jam::DropReason;
-use tutti_net::server_metrics::{MetricsSnapshot, ServerMetrics, TICK_BUCKETS};
+use tutti_net::server_metrics::{HistogramSnapshot, MetricsSnapshot, ServerMetrics};
 
 /// Serves the metrics of every server (labelled by UDP port) on `bind`.
 pub fn start(bind: SocketAddr, servers: Vec<(u16, Arc<ServerMetrics>)>) -> io::Result<SocketAddr> {
@@ -95,16 +95,27 @@ pub fn render(servers: &[(u16, MetricsSnapshot)]) -> String {
             );
         }
     }
-    let name = "tutti_tick_duration_seconds";
-    let _ = writeln!(out, "# HELP {name} Time one audio tick took (decode, mix, encode) while clients were connected.");
-    let _ = writeln!(out, "# TYPE {name} histogram");
-    for (port, m) in servers {
-        for (bound, count) in TICK_BUCKETS.iter().zip(m.tick_buckets) {
-            let _ = writeln!(out, "{name}_bucket{{port=\"{port}\",le=\"{bound}\"}} {count}");
+    let mut histogram = |name: &str, help: &str, value: &dyn Fn(&MetricsSnapshot) -> &HistogramSnapshot| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (port, m) in servers {
+            let h = value(m);
+            for (bound, count) in &h.buckets {
+                let _ = writeln!(out, "{name}_bucket{{port=\"{port}\",le=\"{bound}\"}} {count}");
+            }
+            let _ = writeln!(out, "{name}_bucket{{port=\"{port}\",le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(out, "{name}_sum{{port=\"{port}\"}} {}", h.sum_seconds);
+            let _ = writeln!(out, "{name}_count{{port=\"{port}\"}} {}", h.count);
         }
-        let _ = writeln!(out, "{name}_bucket{{port=\"{port}\",le=\"+Inf\"}} {}", m.tick_count);
-        let _ = writeln!(out, "{name}_sum{{port=\"{port}\"}} {}", m.tick_sum_seconds);
-        let _ = writeln!(out, "{name}_count{{port=\"{port}\"}} {}", m.tick_count);
-    }
+    };
+    histogram(
+        "tutti_tick_duration_seconds",
+        "Time one audio tick took (decode, mix, encode) while clients were connected.",
+        &|m| &m.ticks,
+    );
+    histogram(
+        "tutti_audio_send_delay_seconds",
+        "Per audio datagram sent: time from the start of its tick to its hand-over to the kernel.",
+        &|m| &m.sends,
+    );
     out
 }

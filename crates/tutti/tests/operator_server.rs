@@ -310,6 +310,11 @@ fn metrics_scrape() {
     assert!(text.contains("tutti_datagrams_dropped_total{port=") && text.contains("reason=\"bad_crc\"}"));
     assert!(text.contains("tutti_audio_frames_missing_total") && text.contains("tutti_late_ticks_total"));
     assert!(text.contains("# TYPE tutti_tick_duration_seconds histogram"));
+    // Audio datagrams sent after their tick, by delay (live; the counters above lag by up to 100 ms).
+    let sends = value(&format!("tutti_audio_send_delay_seconds_count{label}"));
+    assert!(sends > 100.0, "{sends}");
+    let within_5ms = value(&format!("tutti_audio_send_delay_seconds_bucket{{port=\"{udp}\",le=\"0.005\"}}"));
+    assert!(within_5ms <= sends);
     assert!(!text.contains(&client.local_addr().port().to_string()), "no client address in the metrics");
     client.stop().unwrap();
 }

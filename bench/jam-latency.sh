@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# bench/jam-latency.sh - the delay a jam server adds to every musician's round trip: tutti against the
+# real Jamulus 3.9.1 server, side by side in one run.
+#
+# Usage: bench/jam-latency.sh [--rounds R] [--ns "1 10 50 100"] [--jitter-buffer B] [--cases LIST] [--quick]
+#   --rounds R         repeat the whole table R times, fresh servers each time (default 2)
+#   --ns "…"           client counts (default "1 10 50 100"; tutti also runs at 150)
+#   --jitter-buffer B  the fixed server jitter buffer every client asks for (default 4 blocks)
+#   --cases LIST       comma-separated subset of default,distinct,default-T,distinct-T
+#   --quick            one round, N = 1 10, default gains only
+#
+# Every case (N = 150: see below): the server runs alone with --fastupdate (64-sample ticks) and -u 150, pinned to core 0
+# (with -T: cores 0-1, which it then shares with the load generator on a 2-core machine), and
+# `tutti loadgen --latency` on core 1 emulates N OPUS64 clients (real handshakes, real OPUS frames,
+# sequence counters), each asking for the same fixed jitter buffer. Four clients spread over the
+# client list take turns putting a 1 ms burst into otherwise quiet audio every 100 ms; every client
+# keeps the server's audio with kernel receive stamps and, after the window, decodes its mix around
+# each burst: round trip = the burst's send -> arrival of the datagram with its onset + the onset's
+# position in it. It includes two codec passes (about 2.8 ms, the same for both servers).
+# tutti also runs N = 150 with OPUS (128-sample frames) and 128-sample ticks (no -F), which one core
+# can carry, for the server's send delay under full load.
+#   gains:  default   every listener leaves all faders at 100 % (one shared mix)
+#           distinct every listener sets its own gain for every channel (no two mixes alike)
+# Prints per case and N: round trip mean, p50, p99, max (ms), best-to-worst spread of the
+# per-client means, mean per-client arrival jitter (stdev of 2-datagram intervals), clients at full
+# rate; for tutti also its --metrics send delay (send - tick start per audio datagram) p50/p99 as
+# the histogram's bucket bounds.
+# Run it serialized and real-time: flock /work/notes/bench.lock chrt -f 50 bench/jam-latency.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rounds=2
+ns="1 10 50 100"
+jb=4
+cases="default,distinct,default-T,distinct-T"
+warmup=6
+duration=5
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) rounds="$2"; shift 2 ;;
+    --ns) ns="$2"; shift 2 ;;
+    --jitter-buffer) jb="$2"; shift 2 ;;
+    --cases) cases="$2"; shift 2 ;;
+    --quick) rounds=1; ns="1 10"; cases="default"; shift ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    *) echo "bench/jam-latency.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+[ -x /usr/bin/Jamulus ] || { echo "bench/jam-latency.sh: needs the Debian package jamulus (apt-get install jamulus)" >&2; exit 1; }
+[ "$(nproc)" -ge 2 ] || { echo "bench/jam-latency.sh: needs 2 cores (server and load generator pinned apart)" >&2; exit 1; }
+chrt -p $$ 2>/dev/null | grep -q SCHED_FIFO || echo "bench/jam-latency.sh: not real-time; numbers will be noisy (run under chrt -f 50)" >&2
+nice -n 10 cargo build --release --locked -p tutti >&2
+tutti=target/release/tutti
+port=$((25000 + RANDOM % 2000))
+metrics_port=$((27000 + RANDOM % 2000))
+server_pid=""
+
+stop_server() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  server_pid=""
+}
+trap stop_server EXIT
+
+# start_server KIND THREADS(0|1) FASTUPDATE(0|1)
+start_server() {
+  local kind=$1 threads=$2 cores=0 flags=()
+  [ "$3" = 1 ] && flags+=(--fastupdate)
+  port=$((port + 1)); metrics_port=$((metrics_port + 1))
+  if [ "$threads" = 1 ]; then cores=0-1; flags+=(-T); fi
+  case $kind in
+    jamulus) QT_QPA_PLATFORM=offscreen taskset -c $cores /usr/bin/Jamulus --nogui --server \
+               --serverbindip 127.0.0.1 -p "$port" -u 150 "${flags[@]}" >/dev/null 2>&1 & ;;
+    tutti) taskset -c $cores "$tutti" server --serverbindip 127.0.0.1 -p "$port" -u 150 \
+               --metrics "$metrics_port" "${flags[@]}" >/dev/null 2>&1 & ;;
+  esac
+  server_pid=$!
+  for _ in $(seq 50); do
+    ss -Hlun "sport = :$port" 2>/dev/null | grep -q . && return 0
+    sleep 0.1
+  done
+  echo "bench/jam-latency.sh: $kind did not bind UDP $port" >&2
+  exit 1
+}
+
+# send_delay: p50/p99 (bucket upper bounds, ms) of tutti's send delay histogram
+send_delay() {
+  python3 - "$metrics_port" <<'PY'
+import sys, urllib.request
+text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+buckets = []
+for line in text.splitlines():
+    if line.startswith("tutti_audio_send_delay_seconds_bucket"):
+        le = line.split('le="')[1].split('"')[0]
+        buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+total = buckets[-1][1] if buckets else 0
+def q(p):
+    for le, c in buckets:
+        if total and c >= p * total:
+            return "<=%.2f" % (le * 1e3) if le != float("inf") else ">5"
+    return "-"
+print(f"{q(0.5)}/{q(0.99)}")
+PY
+}
+
+field() { sed -E "s/.*$1=([^ ]+).*/\\1/" <<<"$2"; }
+
+echo "tutti $("$tutti" --version | awk '{print $2}') vs Jamulus $(/usr/bin/Jamulus --version 2>&1 | grep -o 'Version [^ ]*' | head -1 | cut -d' ' -f2)"
+echo "machine: $(nproc) cores, $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(date -u '+%F %H:%M')"
+echo "OPUS64 mono clients, servers -F -u 150 on core 0 (-T: cores 0-1), load generator on core 1; fixed jitter buffer $jb; window ${duration} s after ${warmup} s"
+IFS=, read -r -a case_list <<<"$cases"
+for round in $(seq "$rounds"); do
+  for c in "${case_list[@]}"; do
+    gains=${c%-T}; threads=0; [ "$c" != "$gains" ] && threads=1
+    echo
+    echo "== round $round: $gains gains$([ $threads = 1 ] && echo ', -T') =="
+    printf "%-8s %4s | %6s %6s %6s %6s | %6s | %6s | %5s | %s\n" server N mean p50 p99 max spread jitter full "send p50/p99 ms"
+    for n in $ns 150; do
+      for kind in jamulus tutti; do
+        [ "$n" = 150 ] && [ "$kind" = jamulus ] && continue
+        # 150 clients of 64-sample ticks are beyond one core (bench/jam-server.sh): that row is OPUS
+        # with 128-sample ticks, for the server's send delay at full load.
+        fast=1; codec=opus64; [ "$n" = 150 ] && { fast=0; codec=opus; }
+        start_server "$kind" $threads $fast
+        sleep 0.5
+        args=(--latency --jitter-buffer "$jb" --codec $codec)
+        [ "$gains" = distinct ] && args+=(--distinct-gains)
+        if ! line=$(taskset -c 1 "$tutti" loadgen -c "127.0.0.1:$port" -n "$n" --warmup $warmup --duration $duration \
+                     --server-pid "$server_pid" --summary "${args[@]}" 2>/tmp/jam-latency-loadgen.err); then
+          echo "bench/jam-latency.sh: the load generator failed: $(tail -n 3 /tmp/jam-latency-loadgen.err)" >&2
+          stop_server
+          continue
+        fi
+        sends="-"
+        [ "$kind" = tutti ] && sends=$(send_delay || echo "-")
+        stop_server
+        printf "%-8s %4d | %6s %6s %6s %6s | %6s | %6s | %5s | %s\n" "$kind" "$n" \
+          "$(field rt_mean_ms "$line")" "$(field rt_p50_ms "$line")" "$(field rt_p99_ms "$line")" \
+          "$(field rt_max_ms "$line")" "$(field rt_spread_ms "$line")" "$(field jitter_ms "$line")" \
+          "$(field full_rate "$line")/$n" "$sends"
+      done
+    done
+  done
+done
