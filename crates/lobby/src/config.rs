@@ -53,6 +53,8 @@ pub struct LobbyConfig {
     pub relay_only: bool,
     /// HTTPS with this certificate and key (reloaded on SIGHUP); plain HTTP without.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// The privacy policy served at `/privacy` (an HTML page, linked from the page's footer), if any.
+    pub privacy: Option<String>,
 }
 
 impl LobbyConfig {
@@ -71,6 +73,7 @@ impl LobbyConfig {
             turn: None,
             relay_only: false,
             tls: None,
+            privacy: None,
         }
     }
 

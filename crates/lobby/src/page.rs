@@ -50,25 +50,37 @@ pub fn routes(lobby: &LobbyConfig) -> Router {
         "relayOnly": lobby.relay_only,
     })
     .to_string();
-    Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX) }))
-        .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP) }))
-        .route("/identity.js", get(|| async { asset("text/javascript; charset=utf-8", IDENTITY) }))
-        .route("/hideip.js", get(|| async { asset("text/javascript; charset=utf-8", HIDE_IP) }))
-        .route("/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE) }))
-        .route("/vendor/socket.io.min.js", get(|| async { asset("text/javascript; charset=utf-8", SOCKET_IO) }))
-        .route(
-            "/vendor/socket.io-client.LICENSE.txt",
-            get(|| async { asset("text/plain; charset=utf-8", SOCKET_IO_LICENSE) }),
-        )
-        .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
-        .route(
-            "/config.json",
+    let privacy = lobby.privacy.clone();
+    let router =
+        Router::new()
+            .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX) }))
+            .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP) }))
+            .route("/identity.js", get(|| async { asset("text/javascript; charset=utf-8", IDENTITY) }))
+            .route("/hideip.js", get(|| async { asset("text/javascript; charset=utf-8", HIDE_IP) }))
+            .route("/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE) }))
+            .route("/vendor/socket.io.min.js", get(|| async { asset("text/javascript; charset=utf-8", SOCKET_IO) }))
+            .route(
+                "/vendor/socket.io-client.LICENSE.txt",
+                get(|| async { asset("text/plain; charset=utf-8", SOCKET_IO_LICENSE) }),
+            )
+            .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
+            .route(
+                "/config.json",
+                get(move || {
+                    let config = config.clone();
+                    async move {
+                        ([(CONTENT_TYPE, "application/json"), (CACHE_CONTROL, "no-store")], config).into_response()
+                    }
+                }),
+            );
+    match privacy {
+        Some(page) => router.route(
+            "/privacy",
             get(move || {
-                let config = config.clone();
-                async move {
-                    ([(CONTENT_TYPE, "application/json"), (CACHE_CONTROL, "no-store")], config).into_response()
-                }
+                let page = page.clone();
+                async move { ([(CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response() }
             }),
-        )
+        ),
+        None => router,
+    }
 }

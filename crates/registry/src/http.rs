@@ -96,6 +96,17 @@ pub fn router(registry: Arc<Registry>, log_requests: bool) -> Router {
     }
 }
 
+/// `GET /privacy`: the operator's privacy policy, generated from the configuration the registry runs with.
+pub fn privacy_route(page: String) -> Router {
+    Router::new().route(
+        "/privacy",
+        get(move || {
+            let page = page.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response() }
+        }),
+    )
+}
+
 /// Answers for unknown routes: the cheapest request the server handles (no store access).
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not found")

@@ -21,6 +21,8 @@ pub struct RegistryConfig {
     pub registrations_per_minute: u32,
     /// Bytes of answers for registered names and addresses kept in memory; 0 for none.
     pub cache_bytes: usize,
+    /// The privacy policy served at `/privacy` (an HTML page), if any.
+    pub privacy: Option<String>,
 }
 
 /// The default per-source registration limit.
@@ -52,6 +54,7 @@ pub struct RegistryServer {
     listener: tokio::net::TcpListener,
     registry: Arc<Registry>,
     log_requests: bool,
+    privacy: Option<String>,
 }
 
 impl RegistryServer {
@@ -65,6 +68,7 @@ impl RegistryServer {
             listener,
             registry: Arc::new(Registry::new(store, config.registrations_per_minute, config.cache_bytes)),
             log_requests: config.log_requests,
+            privacy: config.privacy.clone(),
         })
     }
 
@@ -80,7 +84,7 @@ impl RegistryServer {
 
     /// Serves until `shutdown` completes.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
-        let RegistryServer { listener, registry, log_requests } = self;
+        let RegistryServer { listener, registry, log_requests, privacy } = self;
         let sweeper = {
             let registry = registry.clone();
             tokio::spawn(async move {
@@ -91,7 +95,11 @@ impl RegistryServer {
                 }
             })
         };
-        let app = router(registry, log_requests).into_make_service_with_connect_info::<SocketAddr>();
+        let mut router = router(registry, log_requests);
+        if let Some(page) = privacy {
+            router = router.merge(crate::http::privacy_route(page));
+        }
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(Error::Serve);
         sweeper.abort();
         result

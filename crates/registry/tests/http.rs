@@ -29,6 +29,7 @@ fn start(tag: &str, per_minute: u32) -> Running {
         log_requests: false,
         registrations_per_minute: per_minute,
         cache_bytes: 1 << 20,
+        privacy: Some("<!doctype html><title>policy</title>".into()),
     };
     let server = runtime.block_on(RegistryServer::bind(&config)).unwrap();
     let addr = server.local_addr().unwrap();

@@ -64,6 +64,34 @@ impl Args {
         }
     }
 
+    /// What the privacy policy says of the parts this configuration runs (`tutti privacy-policy`, `/privacy`).
+    pub fn privacy_facts(&self) -> anyhow::Result<crate::privacy::Facts> {
+        use crate::privacy::settings;
+        let mut plan = self.plan()?;
+        // The relay beside the lobby is the operator's own: not a third party, though the page uses it for STUN.
+        let configured_ice = plan.lobby.as_ref().map(|l| settings::lobby(l).ice_servers).unwrap_or_default();
+        if let (Some(lobby), Some(relay)) = (plan.lobby.as_mut(), plan.turn.as_ref()) {
+            share_relay(lobby, relay)?;
+        }
+        if let (Some(lobby), Some(registry)) = (plan.lobby.as_mut(), plan.registry.as_ref()) {
+            lobby.registry.get_or_insert_with(|| format!("http://{}", reachable(registry.listen)));
+        }
+        let mut jam = plan.jam.as_ref().and_then(|servers| servers.first()).map(settings::jam);
+        if let Some(directory) = &plan.directory {
+            jam = Some(settings::directory(jam, directory));
+        }
+        Ok(crate::privacy::Facts {
+            operator: None,
+            jam,
+            lobby: plan
+                .lobby
+                .as_ref()
+                .map(|l| crate::privacy::LobbyFacts { ice_servers: configured_ice, ..settings::lobby(l) }),
+            registry: plan.registry.as_ref().map(settings::registry),
+            turn: plan.turn.as_ref().map(settings::turn),
+        })
+    }
+
     fn plan(&self) -> anyhow::Result<Plan> {
         let config = self.config.clone();
         let jam = if self.enabled("server", self.no_server, true)? {
@@ -154,6 +182,13 @@ type Ended = (&'static str, anyhow::Result<()>);
 /// Runs every enabled part until SIGINT/SIGTERM or until one of them stops.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut plan = args.plan()?;
+    let policy = crate::privacy::html(&args.privacy_facts()?);
+    if let Some(lobby) = plan.lobby.as_mut() {
+        lobby.privacy = Some(policy.clone());
+    }
+    if let Some(registry) = plan.registry.as_mut() {
+        registry.privacy = Some(policy);
+    }
     let any = plan.jam.is_some()
         || plan.directory.is_some()
         || plan.lobby.is_some()

@@ -335,6 +335,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     let relay = start_embedded(&mut settings)?;
+    let facts = crate::privacy::Facts {
+        lobby: Some(crate::privacy::settings::lobby(&settings.lobby)),
+        // the embedded relay runs on `tutti turn`'s defaults
+        turn: relay.as_ref().map(|_| crate::privacy::TurnFacts { realm: "tutti".into(), metrics: None, max_bps: 0 }),
+        ..Default::default()
+    };
+    settings.lobby.privacy = Some(crate::privacy::html(&facts));
     let config = settings.lobby.clone();
     let outcome = runtime.block_on(async {
         let server = bind(config).await?;

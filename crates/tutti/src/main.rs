@@ -15,7 +15,6 @@ mod loadgen;
 mod lobby;
 mod manual;
 mod metrics;
-#[allow(dead_code, unused_imports)] // wired into `tutti privacy-policy` and the `/privacy` pages next
 mod privacy;
 mod registry;
 mod server;
@@ -55,6 +54,8 @@ enum Command {
     Registry(registry::Args),
     /// Run a TURN relay (RFC 8656, coturn's flags and REST credentials) that refuses internal peers.
     Turn(turn::Args),
+    /// Print the privacy policy of what a configuration runs, generated from it (Markdown or HTML).
+    PrivacyPolicy(privacy::Args),
     /// Write tutti's man pages (one per command) into a folder.
     Man(manual::ManArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -83,6 +84,7 @@ fn main() -> ExitCode {
         Command::Id(args) => id::run(&args),
         Command::Client(args) => client::run(&args),
         Command::Turn(args) => turn::run(&args),
+        Command::PrivacyPolicy(args) => privacy::run(&args),
         Command::Man(args) => manual::man(&args, <Cli as clap::CommandFactory>::command()),
         Command::Completions(args) => manual::completions(&args, <Cli as clap::CommandFactory>::command()),
     };

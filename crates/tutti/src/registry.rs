@@ -109,6 +109,7 @@ impl Args {
                 .or(file.registrations_per_minute)
                 .unwrap_or(DEFAULT_REGISTRATIONS_PER_MINUTE),
             cache_bytes: cache_mb.saturating_mul(1 << 20),
+            privacy: None,
         })
     }
 }
@@ -130,7 +131,10 @@ pub async fn bind(config: &RegistryConfig) -> anyhow::Result<RegistryServer> {
 
 /// Runs the registry until SIGINT or SIGTERM.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let config = args.settings()?;
+    let mut config = args.settings()?;
+    let facts =
+        crate::privacy::Facts { registry: Some(crate::privacy::settings::registry(&config)), ..Default::default() };
+    config.privacy = Some(crate::privacy::html(&facts));
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async {

@@ -31,6 +31,10 @@ pub struct Args {
     /// Chat message for every new client: the text itself, or a file holding it. HTML allowed.
     #[arg(short = 'w', long, value_name = "TEXT|FILE")]
     pub welcomemessage: Option<String>,
+    /// Add a link to the privacy policy at URL to the welcome message (`tutti privacy-policy --format html`
+    /// writes one; the lobby and the registry serve theirs at /privacy).
+    #[arg(long, value_name = "URL")]
+    pub welcome_privacy_link: Option<String>,
     /// Server name, city and country ("name;city;country", country as ISO code or Qt number).
     #[arg(short = 'o', long, value_name = "NAME;CITY;COUNTRY")]
     pub serverinfo: Option<String>,
@@ -88,6 +92,7 @@ struct FileServer {
     serverbindip: Option<IpAddr>,
     numchannels: Option<usize>,
     welcomemessage: Option<String>,
+    welcome_privacy_link: Option<String>,
     serverinfo: Option<String>,
     licence: Option<bool>,
     fastupdate: Option<bool>,
@@ -134,6 +139,8 @@ pub struct Settings {
     pub metrics: Option<SocketAddr>,
     /// `--directoryserver` as given.
     pub directory: String,
+    /// `--serverpublicip`: the address sent to the directory instead of the local one.
+    pub public_ip: Option<Ipv4Addr>,
 }
 
 impl Args {
@@ -198,10 +205,20 @@ impl Args {
         if !(1..=MAX_CHANNELS).contains(&channels) {
             bail!("--numchannels {channels}: a server has 1 to {MAX_CHANNELS} channels");
         }
-        let welcome = match self.welcomemessage.clone().or(file.welcomemessage) {
+        let mut welcome = match self.welcomemessage.clone().or(file.welcomemessage) {
             Some(w) => Some(welcome_text(&w)?),
             None => None,
         };
+        if let Some(url) = self.welcome_privacy_link.clone().or(file.welcome_privacy_link) {
+            if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(['"', '<', '>', ' ']) {
+                bail!("--welcome-privacy-link {url:?}: give an http:// or https:// URL");
+            }
+            let link = format!("<a href=\"{url}\">Privacy policy</a>");
+            welcome = Some(match welcome {
+                Some(text) => format!("{text}<br>{link}"),
+                None => link,
+            });
+        }
         let info = match self.serverinfo.clone().or(file.serverinfo) {
             Some(s) => parse_server_info(&s)?,
             None => ServerInfo::default(),
@@ -238,7 +255,7 @@ impl Args {
         options.log_file = self.log.clone().or(file.log);
         options.qos = self.qos.or(file.qos).unwrap_or(128);
         options.disconnect_on_quit = flag(self.discononquit, file.discononquit);
-        Ok(Settings { options, info, jsonrpc, metrics, directory: directory_arg })
+        Ok(Settings { options, info, jsonrpc, metrics, directory: directory_arg, public_ip })
     }
 }
 
@@ -577,5 +594,21 @@ mod tests {
         let f = config_file("Hello <b>from a file</b>");
         let s = settings(&["-w", f.arg()]).unwrap();
         assert_eq!(s.options.config.welcome_message.as_deref(), Some("Hello <b>from a file</b>"));
+    }
+
+    #[test]
+    fn the_privacy_link_joins_the_welcome_message() {
+        let s = settings(&["-w", "Hi", "--welcome-privacy-link", "https://jam.example/privacy"]).unwrap();
+        assert_eq!(
+            s.options.config.welcome_message.as_deref(),
+            Some("Hi<br><a href=\"https://jam.example/privacy\">Privacy policy</a>")
+        );
+        let s = settings(&["--welcome-privacy-link", "http://127.0.0.1:8080/privacy"]).unwrap();
+        assert_eq!(
+            s.options.config.welcome_message.as_deref(),
+            Some("<a href=\"http://127.0.0.1:8080/privacy\">Privacy policy</a>")
+        );
+        assert!(settings(&["--welcome-privacy-link", "javascript:alert(1)"]).is_err());
+        assert!(settings(&["--welcome-privacy-link", "https://x/\"onmouseover=\""]).is_err());
     }
 }

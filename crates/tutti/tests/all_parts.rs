@@ -132,6 +132,19 @@ fn every_part_answers_and_nothing_is_written() {
     assert!(status.contains("404") && body.contains("not registred"), "the registry: {status} {body}");
     let (status, _) = http_get(lobby, "/registry/name/nobody-here");
     assert!(status.contains("404"), "the lobby forwards name look-ups to the registry beside it: {status}");
+    // The privacy policy of exactly these parts, generated from the configuration, on the lobby and the registry.
+    for (part, addr) in [("lobby", lobby), ("registry", registry)] {
+        let (status, policy) = http_get(addr, "/privacy");
+        assert!(status.contains("200") && policy.starts_with("<!doctype html>"), "{part} /privacy: {status}");
+        for says in [
+            "It covers: the jam server, the video-chat lobby, the name registry, the TURN relay.",
+            "No logging: nothing about you is written to a log.",
+            "No third party is contacted",
+            "(run by this service)",
+        ] {
+            assert!(policy.contains(says), "{part} /privacy lacks {says:?}:\n{policy}");
+        }
+    }
     let (_, config_js) = http_get(lobby, "/config.json");
     assert!(config_js.contains(&format!("stun:127.0.0.1:{turn_port}")), "the page's STUN server: {config_js}");
     assert!(stun_binding(SocketAddr::from(([127, 0, 0, 1], turn_port))), "the relay answers STUN");

@@ -3,8 +3,40 @@
 
 pub mod facts;
 pub mod render;
+pub mod settings;
 
-pub use facts::{Facts, JamFacts, LobbyFacts, RegistryFacts, TurnFacts};
+pub use facts::{Facts, LobbyFacts, TurnFacts};
+
+use std::path::PathBuf;
+
+/// `tutti privacy-policy`: the policy of what `tutti all --config FILE` runs (every part on its defaults
+/// without a file; a part whose table says `enabled = false` is left out).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The configuration file the services run with ([server], [lobby], [registry], [turn], [directory]).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Markdown, or a standalone HTML page.
+    #[arg(long, value_enum, default_value = "md")]
+    pub format: Format,
+    /// Who runs the service, as the policy's title names them.
+    #[arg(long, value_name = "NAME")]
+    pub operator: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Md,
+    Html,
+}
+
+/// Prints the policy.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let mut facts = crate::all::Args { config: args.config.clone(), ..Default::default() }.privacy_facts()?;
+    facts.operator = args.operator.clone();
+    print!("{}", if args.format == Format::Html { html(&facts) } else { markdown(&facts) });
+    Ok(())
+}
 
 /// The policy for `facts` as Markdown.
 pub fn markdown(facts: &Facts) -> String {
@@ -18,8 +50,8 @@ pub fn html(facts: &Facts) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::facts::{JamFacts, RegistryFacts};
     use super::*;
-    use std::path::PathBuf;
 
     fn everything_default() -> Facts {
         Facts {
@@ -157,7 +189,7 @@ mod tests {
                     registry.durable = true;
                 },
                 "kept in the SQLite database /var/lib/tutti/names.db, on disk",
-                "in memory only, lost at restart",
+                "in memory only and lost when the registry restarts",
             ),
             (
                 "turn --max-bps",

@@ -245,9 +245,10 @@ fn lobby_section(lobby: &LobbyFacts, relay_here: bool, out: &mut Vec<Block>) {
     for url in &lobby.ice_servers {
         contacted.push(format!("your browser asks the ICE server {url} to find a way to your partner"));
     }
-    for url in &lobby.turn_urls {
+    if !lobby.turn_urls.is_empty() {
         contacted.push(format!(
-            "calls that cannot go directly are relayed by {url}{}, with credentials that expire after minutes",
+            "calls that cannot go directly are relayed by {}{}, with credentials that expire after minutes",
+            lobby.turn_urls.join(" and "),
             if relay_here { " (run by this service)" } else { "" }
         ));
     }
@@ -285,11 +286,11 @@ fn registry_section(registry: &RegistryFacts, out: &mut Vec<Block>) {
          a registration is accepted only when it is signed by the key the ID is derived from."
             .into(),
     ));
-    let mut keeps = vec![format!(
-        "Registrations are kept in {}{}.",
-        registry.store,
-        if registry.durable { ", on disk" } else { ", in memory only, lost at restart" }
-    )];
+    let mut keeps = vec![if registry.durable {
+        format!("Registrations are kept in {}, on disk.", registry.store)
+    } else {
+        "Registrations are kept in memory only and lost when the registry restarts.".to_string()
+    }];
     keeps.push(if registry.log_requests {
         "Each request is logged with its method, route and status only (no address, no name).".into()
     } else {
