@@ -20,6 +20,9 @@ pub struct Impairment {
     /// Datagrams passed and dropped (both directions).
     pub passed: AtomicU64,
     pub dropped: AtomicU64,
+    /// Every datagram delivered to the client, when `capture` is on (what the client's network saw).
+    pub capture: AtomicBool,
+    pub to_client: std::sync::Mutex<Vec<Vec<u8>>>,
 }
 
 /// A running impaired link: clients send to [`ImpairedLink::address`], the link forwards to the server.
@@ -44,6 +47,8 @@ impl ImpairedLink {
             jitter,
             passed: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            capture: AtomicBool::new(false),
+            to_client: std::sync::Mutex::new(Vec::new()),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -115,6 +120,9 @@ fn relay(front: &UdpSocket, back: &UdpSocket, server: SocketAddr, how: &Impairme
             let sent = if to_server {
                 back.send_to(&bytes, server)
             } else if let Some(client) = client {
+                if how.capture.load(Ordering::Relaxed) {
+                    how.to_client.lock().unwrap_or_else(|e| e.into_inner()).push(bytes.clone());
+                }
                 front.send_to(&bytes, client)
             } else {
                 continue;
