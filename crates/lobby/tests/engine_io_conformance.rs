@@ -188,24 +188,27 @@ async fn upgrade_from_polling_to_websocket_and_what_comes_after() {
     assert_eq!(text(&mut ws).await, "4hello");
 
     // once upgraded, a poll with the same sid is refused, and the WebSocket goes on
-    let sid = polling_session(addr, "/engine.io/").await;
-    let mut ws = conformance::ws(addr, &with_sid(WS, &sid)).await.unwrap();
-    send(&mut ws, "2probe").await;
-    send(&mut ws, "5").await;
+    let (sid, mut ws) = upgraded(addr).await;
     assert_eq!(text(&mut ws).await, "3probe");
     assert_eq!(get(addr, &with_sid(POLL, &sid)).await.0, 400);
     send(&mut ws, "4hello").await;
     assert_eq!(text(&mut ws).await, "4hello");
 
     // and so is a second WebSocket with it
-    let sid = polling_session(addr, "/engine.io/").await;
-    let mut ws = conformance::ws(addr, &with_sid(WS, &sid)).await.unwrap();
-    send(&mut ws, "2probe").await;
-    send(&mut ws, "5").await;
+    let (sid, mut ws) = upgraded(addr).await;
     if let Ok(mut second) = conformance::ws(addr, &with_sid(WS, &sid)).await {
         closed(&mut second).await;
     }
     assert_eq!(text(&mut ws).await, "3probe");
     send(&mut ws, "4hello").await;
     assert_eq!(text(&mut ws).await, "4hello");
+}
+
+/// A polling session and a WebSocket that sent the probe and the upgrade at once (its `3probe` unread).
+async fn upgraded(addr: std::net::SocketAddr) -> (String, Ws) {
+    let sid = polling_session(addr, "/engine.io/").await;
+    let mut ws = conformance::ws(addr, &with_sid(WS, &sid)).await.unwrap();
+    send(&mut ws, "2probe").await;
+    send(&mut ws, "5").await;
+    (sid, ws)
 }
