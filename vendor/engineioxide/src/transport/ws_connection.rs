@@ -781,6 +781,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn direct_and_queued_writes_mixed_keep_each_senders_order() {
         const EACH: usize = 5_000;
+        crate::set_write_through(true);
         let engine = engine(10_000, 5_000);
         let (server, client) = tokio::io::duplex(64 * 1024);
         let parts = Request::<()>::default().into_parts().0;
