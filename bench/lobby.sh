@@ -10,6 +10,12 @@
 #                                  `tutti lobby --redis` processes sharing one redis-server, from three
 #                                  load-generator processes on source addresses 127.0.0.2-4, then a
 #                                  match loop whose sockets alternate between the three processes
+#   bench/lobby.sh client          only the phases with the official socket.io-client (below)
+#
+# The official socket.io-client phases (bench/anchors/lobby-node/load.mjs, one Node process on core 1):
+# closed loop at 100 and 1,000 pairs (matches/s, server and client CPU per match), and open loop at the
+# same offered match rate for both servers (OPEN_RATES, default 2,000 and 5,000 matches/s: server CPU
+# per match, user and system apart, and relay latency p50/p99).
 #
 # Measures: server RSS per idle socket (IDLE sockets), server CPU per match (find -> matched -> one
 # message each way -> next; closed loop, 100 and 1,000 pairs) and per relayed message (RELAY_RATE
@@ -138,22 +144,28 @@ fill_args() {
   done
 }
 
-# run SERVER PHASE LOADGEN-ARGS... (@ADDR@ and @PID@ are filled in once the server runs)
-run() {
+# measure SERVER PHASE PROGRAM ARGS...: starts SERVER, runs the load generator on core 1 (@ADDR@ and
+# @PID@ in ARGS are filled in once the server runs), stops the server; its result line into `line`
+measure() {
   local server=$1 phase=$2
   shift 2
   start_server "$server"
   local args=()
   fill_args "$@"
-  local line
-  line=$(taskset -c 1 "$load" "${args[@]}" | sed -n 's/^result //p')
+  line=$(taskset -c 1 "${args[@]}" | sed -n 's/^result //p')
   stop_server
   [ -n "$line" ] || { echo "lobby.sh: no result from $server $phase" >&2; exit 1; }
+}
+
+# run SERVER PHASE LOADGEN-ARGS...: a phase with the Rust load generator
+run() {
+  local line
+  measure "$1" "$2" "$load" "${@:3}"
   case "$line" in *'"stuck":0'* | *'"mode":"idle"'* | *'"mode":"relay"'*) ;; *)
-    echo "lobby.sh: $server $phase: sockets stopped receiving (refused events?): $line" >&2
+    echo "lobby.sh: $1 $2: sockets stopped receiving (refused events?): $line" >&2
     exit 1 ;;
   esac
-  echo "{\"server\":\"$server\",\"phase\":\"$phase\",\"r\":$line}" | tee -a "$results"
+  echo "{\"server\":\"$1\",\"phase\":\"$2\",\"r\":$line}" | tee -a "$results"
 }
 
 # syscalls SERVER PHASE OPS-KEY LOADGEN-ARGS...: a separate, untimed pass that counts the server's system
@@ -189,6 +201,63 @@ syscalls() {
     END { printf "{\"server\":\"%s\",\"phase\":\"%s\",\"r\":{\"ops\":%d,\"reads_per_op\":%.3f,\"writes_per_op\":%.3f,\"epoll_waits_per_op\":%.3f,\"syscalls_per_op\":%.3f}}\n",
             server, phase, ops, reads / ops, writes / ops, polls / ops, all / ops }' "$out/$server-$phase.perf" | tee -a "$results"
 }
+
+# run_client SERVER PHASE LOAD-MJS-ARGS...: a phase with the official socket.io-client
+run_client() {
+  local line
+  measure "$1" "$2" node bench/anchors/lobby-node/load.mjs "${@:3}"
+  echo "{\"server\":\"$1\",\"phase\":\"$2\",\"r\":$line}" | tee -a "$results"
+}
+
+OPEN_RATES=${OPEN_RATES:-2000 5000}
+client_phases() {
+  for server in tutti node; do
+    run_client "$server" client100 "http://@ADDR@" 100 "$SECS" @PID@
+    run_client "$server" client1000 "http://@ADDR@" 1000 "$SECS" @PID@
+    for r in $OPEN_RATES; do
+      run_client "$server" "open$r" "http://@ADDR@" 500 "$SECS" @PID@ "$r"
+    done
+  done
+}
+
+client_table() {
+  node -e '
+const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
+const get = (s, p) => (rows.find((r) => r.server === s && r.phase === p) || {}).r || {};
+const f = (x, d = 1) => (x === undefined || x === null || Number.isNaN(x) ? "n/a" : Number(x).toFixed(d));
+const better = (t, n, cost) => (t && n ? (cost ? n / t : t / n).toFixed(2) + "x" : "n/a");
+console.log("| official socket.io-client | tutti | node socket.io | tutti better by |");
+console.log("|---|---|---|---|");
+const line = (name, key, phase, d, cost = true) => {
+  const t = get("tutti", phase)[key], n = get("node", phase)[key];
+  console.log(`| ${name} | ${f(t, d)} | ${f(n, d)} | ${better(t, n, cost)} |`);
+};
+for (const pairs of [100, 1000]) {
+  const p = "client" + pairs;
+  line(`closed loop, ${pairs} pairs: matches/s`, "matches_per_sec", p, 0, false);
+  line(`closed loop, ${pairs} pairs: server CPU per match, µs`, "server_cpu_us_per_match", p);
+  line(`closed loop, ${pairs} pairs: client CPU per match, µs`, "client_cpu_us_per_match", p);
+  line(`closed loop, ${pairs} pairs: server CPU, %`, "server_cpu_percent", p, 0);
+}
+for (const r of process.argv[2].split(" ")) {
+  const p = "open" + r;
+  line(`open loop ${r}/s: matches/s`, "matches_per_sec", p, 0, false);
+  line(`open loop ${r}/s: server CPU per match, µs`, "server_cpu_us_per_match", p);
+  line(`open loop ${r}/s: — user, µs`, "server_user_us_per_match", p);
+  line(`open loop ${r}/s: — system, µs`, "server_system_us_per_match", p);
+  line(`open loop ${r}/s: relay latency p50, ms`, "msg_p50_ms", p, 3);
+  line(`open loop ${r}/s: relay latency p99, ms`, "msg_p99_ms", p, 3);
+}
+' "$results" "$OPEN_RATES"
+}
+
+if [ "${1:-}" = client ]; then
+  client_phases
+  echo
+  echo "## Lobby benchmark, official socket.io-client ($(date -u +%Y-%m-%d), $(nproc) cores, server on core 0, client on core 1)"
+  client_table
+  exit 0
+fi
 
 for server in tutti node; do
   run "$server" idle idle @ADDR@ "$IDLE" 5 @PID@
@@ -242,3 +311,6 @@ line("message latency p99, ms (relay)", "msg_p99_ms", "relay100", 2);
 line("message latency p50, ms (match, 100 pairs)", "msg_p50_ms", "match100", 2);
 line("message latency p99, ms (match, 100 pairs)", "msg_p99_ms", "match100", 2);
 ' "$results"
+client_phases
+echo
+client_table

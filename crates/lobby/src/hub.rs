@@ -132,10 +132,13 @@ impl<A: Adapter> Hub<A> {
             Job::Answer(accept) => self.lobby().answer(id, accept)?,
             Job::Cancel => self.lobby().cancel_call(id)?,
         };
-        for notice in notices {
-            let (to, event, data) = self.notice_event(notice);
-            self.emit_local(to, event, &data);
-        }
+        // queued, so that none leaves before all are out (see engineioxide::queued_only)
+        engineioxide::queued_only(|| {
+            for notice in notices {
+                let (to, event, data) = self.notice_event(notice);
+                self.emit_local(to, event, &data);
+            }
+        });
         Ok(Done::default())
     }
 
@@ -277,11 +280,15 @@ impl<A: Adapter> Hub<A> {
     /// and the remote partner's first message could overtake it.)
     pub(crate) async fn deliver(&self, notices: Vec<Notice<Sid>>) {
         let mut elsewhere = Vec::new();
-        for (to, event, data) in notices.into_iter().map(|n| self.notice_event(n)) {
-            if !self.emit_local(to, event, &data) {
-                elsewhere.push((to, event, data));
+        // queued, so that none leaves before all are out (see engineioxide::queued_only), and
+        // before any remote one
+        engineioxide::queued_only(|| {
+            for (to, event, data) in notices.into_iter().map(|n| self.notice_event(n)) {
+                if !self.emit_local(to, event, &data) {
+                    elsewhere.push((to, event, data));
+                }
             }
-        }
+        });
         for (to, event, data) in elsewhere {
             self.emit_remote(to, event, &data).await;
         }

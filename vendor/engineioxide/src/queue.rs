@@ -12,7 +12,7 @@
 
 use std::{
     collections::VecDeque,
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
     task::{Context, Poll},
 };
 
@@ -20,13 +20,70 @@ use engineioxide_core::PacketBuf;
 use futures_util::task::AtomicWaker;
 use tokio::sync::{Notify, mpsc::error::TrySendError};
 
-#[derive(Debug, Default)]
+/// A connection that packets can be written into straight from the producer's task (write-through;
+/// see [`Queue::set_direct`]).
+pub(crate) trait Direct: Send + Sync {
+    /// Writes `packets` if the connection is idle: no task writing into it, nothing waiting to be
+    /// flushed. Otherwise hands them back, to be queued.
+    #[allow(clippy::result_large_err)] // hands the packets back, as try_send
+    fn try_write(&self, packets: PacketBuf) -> Result<(), PacketBuf>;
+}
+
+thread_local! {
+    // how many `queued_only` scopes this thread is in
+    static QUEUED_ONLY: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// tutti patch: runs `f` without write-through on this thread: what its emits send is queued for
+/// each connection's own task, as without the patch. For an operation whose several notices must
+/// all be out before any recipient can answer (a match's `matched` to both sides, say): a direct
+/// write of the first could hand the CPU to its reader, whose answer, handled on another thread,
+/// could reach the second recipient before its own notice. Queued, the notices are all in place
+/// within microseconds, long before any answer can come back (as before the patch).
+pub fn queued_only<R>(f: impl FnOnce() -> R) -> R {
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            QUEUED_ONLY.with(|n| n.set(n.get() - 1));
+        }
+    }
+    QUEUED_ONLY.with(|n| n.set(n.get() + 1));
+    let _leave = Leave;
+    f()
+}
+
+// off by default: with it on, the lobby's suites lost a queued `matched` now and then (see PATCHES.md)
+static WRITE_THROUGH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// tutti patch: turns write-through on or off for every engine of this process (off by default
+/// until a lost wake-up seen with it on is found; see PATCHES.md).
+pub fn set_write_through(on: bool) {
+    WRITE_THROUGH.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn write_through_allowed() -> bool {
+    WRITE_THROUGH.load(std::sync::atomic::Ordering::Relaxed) && QUEUED_ONLY.with(|n| n.get() == 0)
+}
+
+#[derive(Default)]
 struct State {
     buffered: VecDeque<PacketBuf>,
     reserved: usize,
     // boxed: rarely used, and a PacketBuf is 168 bytes
     volatile: Option<Box<PacketBuf>>,
     closed: bool,
+    direct: Option<Arc<dyn Direct>>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("buffered", &self.buffered.len())
+            .field("reserved", &self.reserved)
+            .field("closed", &self.closed)
+            .field("direct", &self.direct.is_some())
+            .finish()
+    }
 }
 
 impl State {
@@ -58,6 +115,8 @@ pub(crate) struct Queue {
     capacity: usize,
     consumer: AtomicWaker,
     closed: Notify,
+    #[cfg(test)]
+    direct_writes: std::sync::atomic::AtomicUsize,
 }
 
 impl Queue {
@@ -67,6 +126,8 @@ impl Queue {
             capacity: capacity.max(1),
             consumer: AtomicWaker::new(),
             closed: Notify::new(),
+            #[cfg(test)]
+            direct_writes: Default::default(),
         }
     }
 
@@ -94,16 +155,51 @@ impl Queue {
         packets: PacketBuf,
         capacity: Option<usize>,
     ) -> Result<(), TrySendError<PacketBuf>> {
+        let state = self.state();
+        match state.admit(capacity) {
+            Ok(()) => self.put(state, packets),
+            Err(TrySendError::Closed(())) => return Err(TrySendError::Closed(packets)),
+            Err(TrySendError::Full(())) => return Err(TrySendError::Full(packets)),
+        }
+        Ok(())
+    }
+
+    /// Written through to the connection when nothing waits before them and it is idle, else
+    /// queued for the consumer. Under the state's lock, so that a packet never overtakes one queued
+    /// before it: the consumer takes packets out of the queue only while it holds its connection,
+    /// which a direct write needs too.
+    fn put(&self, mut state: MutexGuard<'_, State>, mut packets: PacketBuf) {
+        if state.buffered.is_empty()
+            && state.volatile.is_none()
+            && write_through_allowed()
+            && let Some(direct) = &state.direct
         {
-            let mut state = self.state();
-            match state.admit(capacity) {
-                Ok(()) => state.push(packets),
-                Err(TrySendError::Closed(())) => return Err(TrySendError::Closed(packets)),
-                Err(TrySendError::Full(())) => return Err(TrySendError::Full(packets)),
+            match direct.try_write(packets) {
+                Ok(()) => {
+                    #[cfg(test)]
+                    self.direct_writes
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+                Err(back) => packets = back,
             }
         }
+        state.push(packets);
+        drop(state);
         self.consumer.wake();
-        Ok(())
+    }
+
+    /// tutti patch: the connection that [`Queue::put`] may write into directly (a WebSocket
+    /// session's, while it runs); `None` stops that. Once this returns, no direct write is under way.
+    /// How many sends were written through (tests).
+    #[cfg(test)]
+    pub(crate) fn direct_writes(&self) -> usize {
+        self.direct_writes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_direct(&self, direct: Option<Arc<dyn Direct>>) {
+        self.state().direct = direct;
     }
 
     /// Replaces the waiting volatile packet, if any. False if the queue is closed.
@@ -203,15 +299,15 @@ pub(crate) struct Reservation<'a> {
 
 impl Reservation<'_> {
     pub(crate) fn send(self, packets: PacketBuf) {
-        {
-            let mut state = self.queue.state();
-            state.reserved -= 1;
-            // as with a channel permit used after its receiver closed, the packets are dropped
-            if !state.closed {
-                state.push(packets);
-            }
+        let mut state = self.queue.state();
+        state.reserved -= 1;
+        // as with a channel permit used after its receiver closed, the packets are dropped
+        if !state.closed {
+            self.queue.put(state, packets);
+        } else {
+            drop(state);
+            self.queue.consumer.wake();
         }
-        self.queue.consumer.wake();
         std::mem::forget(self);
     }
 }

@@ -323,16 +323,20 @@ where
         #[cfg(feature = "tracing")]
         tracing::debug!(sid = ?self.id, "heartbeat sender routine started");
 
-        let mut interval_tick = tokio::time::interval(interval);
-        interval_tick.tick().await;
-        // Some clients send the pong packet in first. If that happens, we should consume it.
-        self.heartbeat.notified().now_or_never();
+        // tutti patch: as the reference server, the first ping one interval after the open packet
+        // (upstream pinged at once), each next one an interval after the pong.
+        // The deadlines are kept from the session's start, not from when each timer fired, so that
+        // a session that never answers is gone `interval + timeout` after its open packet.
+        let mut next_ping = tokio::time::Instant::now() + interval;
         loop {
+            tokio::time::sleep_until(next_ping).await;
             // If we are currently upgrading we should pause the heartbeat process
             if self.is_upgrading() {
-                interval_tick.tick().await;
+                next_ping += interval;
                 continue;
             }
+            // A pong that came without a ping outstanding does not answer the next one.
+            self.heartbeat.notified().now_or_never();
 
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "emitting ping");
@@ -344,14 +348,13 @@ where
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "waiting for pong");
 
-            tokio::time::timeout(timeout, self.heartbeat.notified())
+            tokio::time::timeout_at(next_ping + timeout, self.heartbeat.notified())
                 .await
                 .map_err(|_| Error::HeartbeatTimeout)?;
+            next_ping = tokio::time::Instant::now() + interval;
 
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "pong received");
-
-            interval_tick.tick().await;
         }
     }
 
@@ -625,6 +628,21 @@ mod heartbeat_tests {
             matches!(ping.unwrap().as_deref(), Some([Packet::Ping])),
             "a ping"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_ping_waits_one_interval_and_each_next_one_an_interval_after_the_pong() {
+        let closes = Arc::new(Mutex::new(Vec::new()));
+        let socket = socket(closes.clone());
+        let ms = Duration::from_millis;
+        let t0 = tokio::time::Instant::now();
+        socket.clone().spawn_heartbeat(ms(300), ms(200));
+        next_is_ping(&socket).await;
+        assert_eq!(t0.elapsed(), ms(300), "not at once");
+        tokio::time::sleep(ms(50)).await;
+        socket.heartbeat.notify_one();
+        next_is_ping(&socket).await;
+        assert_eq!(t0.elapsed(), ms(650), "an interval after the pong");
     }
 
     #[tokio::test]
