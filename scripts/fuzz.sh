@@ -2,10 +2,12 @@
 # Coverage-guided fuzzing of tutti's parsers and state machines with AFL++ (cargo-afl, stable toolchain).
 #
 #   scripts/fuzz.sh --list                 the targets
-#   scripts/fuzz.sh TARGET [SECONDS]       fuzz one target until SECONDS pass (default 3600) or EXECS executions
-#                                          (default 10,000,000) are done, whichever comes first
+#   scripts/fuzz.sh TARGET [SECONDS [TARGET…]]
+#                                          fuzz a target (then the others named) until SECONDS pass (default 3600)
+#                                          or EXECS executions (default 10,000,000) are done, whichever comes first
 #   scripts/fuzz.sh all [SECONDS]          every target in turn
 #   JOBS=2 scripts/fuzz.sh TARGET          one main and JOBS-1 secondary fuzzers on the same queue
+#   NO_BUILD=1 scripts/fuzz.sh TARGET      reuse the harness built last time
 #
 # The seeds are crates/fuzz/corpus/TARGET (made by `cargo run -p tutti-fuzz --bin fuzz-seed`); the findings go to
 # target/fuzz/TARGET. Every crash and hang found is copied to crates/fuzz/regressions/TARGET/, which the normal
@@ -30,20 +32,25 @@ if [ "${1:-}" = --list ] || [ $# -eq 0 ]; then
 fi
 target=$1
 seconds=${2:-3600}
-if [ "$target" != all ] && ! targets | grep -qx "$target"; then
-  echo "fuzz.sh: no target $target; the targets are: $(targets | tr '\n' ' ')" >&2
-  exit 2
-fi
+for name in "$target" "${@:3}"; do
+  if [ "$name" != all ] && ! targets | grep -qx "$name"; then
+    echo "fuzz.sh: no target $name; the targets are: $(targets | tr '\n' ' ')" >&2
+    exit 2
+  fi
+done
 
 if ! cargo afl --version >/dev/null 2>&1; then
   echo "fuzz.sh: installing cargo-afl from crates.io (it builds AFL++ too)"
   cargo install cargo-afl --locked
 fi
-cargo afl build --release --locked -q -p tutti-fuzz --features afl --bin fuzz
+# NO_BUILD=1 reuses the harness built last time (its targets are those it was built with).
+[ "${NO_BUILD:-}" = 1 ] || cargo afl build --release --locked -q -p tutti-fuzz --features afl --bin fuzz
 
 # AFL++'s checks of the machine: a core_pattern that pipes to a crash reporter and a CPU governor it cannot
 # read are not errors here (crashes are still caught in-process).
 export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 AFL_SKIP_CRASHES=0
+# Not pinned to a core: on a shared machine (or beside a benchmark pinned with taskset) AFL would find none free.
+export AFL_NO_AFFINITY=1
 mkdir -p "$out_root"
 
 fuzz_one() {
@@ -81,5 +88,5 @@ fuzz_one() {
 if [ "$target" = all ]; then
   for name in $(targets); do fuzz_one "$name"; done
 else
-  fuzz_one "$target"
+  for name in "$target" "${@:3}"; do fuzz_one "$name"; done
 fi
