@@ -9,6 +9,14 @@
 //!
 //! Arrival times must be when the datagrams reached the host (the UDP shell passes kernel receive
 //! stamps), not when a shell that sleeps until the tick got round to reading them.
+//!
+//! The histogram places arrivals against when ticks are due, which is when they consume frames only
+//! while the shell runs them on time. Where ticks run later than the margin (a coarse timer, a
+//! stalled host, a driver that calls at its own pace), frames arriving between a tick's due time
+//! and its run look as if they just missed it, and each move changes how late the ticks run: the
+//! tick would chase the arrivals round the period, the mixes running a frame fast or slow on every
+//! lap (buffers drained or overfilled, frames trimmed). So a window in which more than one tick in
+//! 64 ran late moves nothing.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +32,8 @@ pub struct TickPhase {
     /// Arrivals per phase bin (bin 0 just after a tick) in this window.
     bins: [u32; BINS],
     ticks: u32,
+    /// Ticks of this window that ran more than the margin after they were due.
+    late_ticks: u32,
     /// How far the ticks still have to move: earlier (negative) or later, in nanoseconds.
     slew_left: i64,
     /// Total movement so far, either way.
@@ -32,7 +42,7 @@ pub struct TickPhase {
 
 impl Default for TickPhase {
     fn default() -> Self {
-        TickPhase { bins: [0; BINS], ticks: 0, slew_left: 0, moved: Duration::ZERO }
+        TickPhase { bins: [0; BINS], ticks: 0, late_ticks: 0, slew_left: 0, moved: Duration::ZERO }
     }
 }
 
@@ -49,8 +59,8 @@ impl TickPhase {
         self.bins[(phase * BINS as i64 / p) as usize % BINS] += 1;
     }
 
-    /// A tick due at `due` ran; returns when the next one is due.
-    pub fn next_tick(&mut self, due: Instant, period: Duration) -> Instant {
+    /// A tick due at `due` ran at `ran`; returns when the next one is due.
+    pub fn next_tick(&mut self, due: Instant, ran: Instant, period: Duration) -> Instant {
         let max_step = (period / 64).as_nanos() as i64;
         let step = self.slew_left.clamp(-max_step, max_step);
         self.slew_left -= step;
@@ -61,6 +71,9 @@ impl TickPhase {
             }
         } else {
             self.ticks += 1;
+            if ran.saturating_duration_since(due) > MARGIN {
+                self.late_ticks += 1;
+            }
             if self.ticks >= WINDOW {
                 self.slew_left = self.correction(period);
                 self.restart();
@@ -76,6 +89,10 @@ impl TickPhase {
 
     /// Where the window says the tick should go, relative to where it is (ns; 0: stay).
     fn correction(&self, period: Duration) -> i64 {
+        if self.late_ticks > self.ticks / 64 {
+            // The ticks did not run when due: the phases say nothing about when frames are taken.
+            return 0;
+        }
         // Stragglers (a client's hiccup) do not count: a bin with at most 1/256 of the arrivals is
         // empty.
         let floor = self.bins.iter().sum::<u32>() / 256;
@@ -110,6 +127,7 @@ impl TickPhase {
     pub fn restart(&mut self) {
         self.bins = [0; BINS];
         self.ticks = 0;
+        self.late_ticks = 0;
     }
 }
 
@@ -146,7 +164,7 @@ mod tests {
     fn run(phase: &mut TickPhase, tick: &mut Instant, arrival: &mut Instant, period: Duration, n: usize) -> Duration {
         let mut wait = period;
         for _ in 0..n {
-            let next = phase.next_tick(*tick, period);
+            let next = phase.next_tick(*tick, *tick, period);
             wait = period;
             while *arrival < next {
                 phase.arrival(*arrival, next, period);
@@ -194,7 +212,7 @@ mod tests {
         let start = Instant::now();
         let mut tick = start;
         for _ in 0..2000 {
-            let next = phase.next_tick(tick, period);
+            let next = phase.next_tick(tick, tick, period);
             for k in 0..80 {
                 phase.arrival(tick + period * k / 80, next, period);
             }
@@ -202,6 +220,32 @@ mod tests {
         }
         assert_eq!(phase.moved, Duration::ZERO);
         assert_eq!(tick - start, period * 2000);
+    }
+
+    #[test]
+    fn ticks_that_run_late_do_not_make_the_tick_chase_the_arrivals() {
+        // A driver that calls only every half period (a coarse timer; the sans-IO tests' simulated
+        // network), with arrivals at those calls, read before the tick: wherever the tick is due, it
+        // runs at the next call, and no placement gets the margin.
+        let period = Duration::from_nanos(2_666_666);
+        let start = Instant::now();
+        let moved = |first_due: Instant| {
+            let mut phase = TickPhase::default();
+            let mut due = first_due;
+            for k in 1..40_000u32 {
+                let now = start + period / 2 * k;
+                phase.arrival(now, due, period);
+                while due <= now {
+                    due = phase.next_tick(due, now, period);
+                }
+            }
+            phase.moved
+        };
+        // Ticks due at the calls run on time: the tick moves once (past the arrivals), then holds.
+        let once = moved(start + period);
+        assert!(once > Duration::ZERO && once < period / 2, "{once:?}");
+        // Ticks due just after a call run almost half a period late: nothing moves.
+        assert_eq!(moved(start + period + Duration::from_micros(100)), Duration::ZERO);
     }
 
     #[test]

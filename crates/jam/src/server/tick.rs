@@ -29,7 +29,7 @@ impl Server {
                 self.phase.restart();
                 self.next_tick = Some(now + period);
             } else {
-                self.next_tick = Some(self.phase.next_tick(due, period));
+                self.next_tick = Some(self.phase.next_tick(due, now, period));
             }
             self.tick(now);
         }
