@@ -202,6 +202,19 @@ async fn upgrade_from_polling_to_websocket_and_what_comes_after() {
     assert_eq!(text(&mut ws).await, "3probe");
     send(&mut ws, "4hello").await;
     assert_eq!(text(&mut ws).await, "4hello");
+
+    // and a second WebSocket while the first is upgrading (probe answered, upgrade not yet sent) is
+    // refused at once too: the upgrade goes on, well within the session's ping deadline
+    let sid = polling_session(addr, "/engine.io/").await;
+    let mut ws = conformance::ws(addr, &with_sid(WS, &sid)).await.unwrap();
+    send(&mut ws, "2probe").await;
+    assert_eq!(text(&mut ws).await, "3probe");
+    if let Ok(mut second) = conformance::ws(addr, &with_sid(WS, &sid)).await {
+        closed(&mut second).await;
+    }
+    send(&mut ws, "5").await;
+    send(&mut ws, "4hello").await;
+    assert_eq!(text(&mut ws).await, "4hello");
 }
 
 /// A polling session and a WebSocket that sent the probe and the upgrade at once (its `3probe` unread).

@@ -271,8 +271,23 @@ where
     pub(crate) fn is_upgrading(&self) -> bool {
         self.upgrading.load(Ordering::Relaxed)
     }
-    pub(crate) fn start_upgrade(&self) {
-        self.upgrading.store(true, Ordering::Relaxed);
+    /// Claims the session's upgrade for one transport: false when the session is already upgrading
+    /// or upgraded (tutti patch: as the reference server, a second transport is refused at once;
+    /// upstream let it wait for the first's lock, then take the session over).
+    pub(crate) fn try_start_upgrade(&self) -> bool {
+        if self
+            .upgrading
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        // `upgrade_to_websocket` sets the transport before it clears `upgrading`
+        if self.is_ws() {
+            self.upgrading.store(false, Ordering::Release);
+            return false;
+        }
+        true
     }
 
     /// Spawn the heartbeat job
@@ -378,7 +393,7 @@ where
 
     /// Returns true if the [`Socket`] has a websocket [`TransportType`]
     pub(crate) fn is_ws(&self) -> bool {
-        self.transport.load(Ordering::Relaxed) == TransportType::Websocket as u8
+        self.transport.load(Ordering::Acquire) == TransportType::Websocket as u8
     }
     /// returns true if the [`Socket`] has an HTTP [`TransportType`]
     pub(crate) fn is_http(&self) -> bool {
@@ -388,9 +403,10 @@ where
     /// Sets the [`TransportType`] to WebSocket
     /// Used when the client upgrade the connection from HTTP to WebSocket
     pub(crate) fn upgrade_to_websocket(&self) {
-        self.upgrading.store(false, Ordering::Relaxed);
+        // tutti patch: the transport first, so that `try_start_upgrade` never sees neither flag
         self.transport
-            .store(TransportType::Websocket as u8, Ordering::Relaxed);
+            .store(TransportType::Websocket as u8, Ordering::Release);
+        self.upgrading.store(false, Ordering::Release);
     }
 
     /// Returns the current [`TransportType`] of the [`Socket`]
@@ -661,6 +677,45 @@ mod heartbeat_tests {
         assert_eq!(
             *closes.lock().unwrap(),
             [DisconnectReason::HeartbeatTimeout]
+        );
+    }
+}
+
+/// tutti patch: one transport at a time may upgrade a session, and none once it is upgraded.
+#[cfg(test)]
+mod upgrade_tests {
+    use super::*;
+
+    #[test]
+    fn a_session_upgrades_once() {
+        let config = EngineIoConfig::default();
+        let parts = http::Request::<()>::default().into_parts().0;
+        let socket = Socket::<()>::new(
+            ProtocolVersion::V4,
+            TransportType::Polling,
+            &config,
+            parts,
+            Box::new(|_, _| ()),
+            false,
+        );
+        assert!(
+            socket.try_start_upgrade(),
+            "the first WebSocket claims the upgrade"
+        );
+        assert!(socket.is_upgrading());
+        assert!(
+            !socket.try_start_upgrade(),
+            "a second one while it is upgrading is refused"
+        );
+        socket.upgrade_to_websocket();
+        assert!(socket.is_ws() && !socket.is_upgrading());
+        assert!(
+            !socket.try_start_upgrade(),
+            "and so is one once it is upgraded"
+        );
+        assert!(
+            socket.is_ws() && !socket.is_upgrading(),
+            "which changes nothing"
         );
     }
 }

@@ -135,7 +135,14 @@ where
     let (socket, ws) = if let Some(sid) = sid {
         match engine.get_socket(sid) {
             None => return Err(Error::UnknownSessionID(sid)),
-            Some(socket) if socket.is_ws() => return Err(Error::MultipleWebsocketRequests),
+            // tutti patch: a session already upgrading or upgraded refuses another WebSocket at
+            // once (as the reference server: the WebSocket is closed), instead of letting it wait
+            // for the first's lock and then take the session over
+            Some(socket) if !socket.try_start_upgrade() => {
+                let mut ws = ws_init().await;
+                ws.close(None).await.ok();
+                return Err(Error::MultipleWebsocketRequests);
+            }
             Some(socket) => {
                 let mut ws = ws_init().await;
 
@@ -242,9 +249,8 @@ where
     #[cfg(feature = "tracing")]
     tracing::debug!("starting websocket connection upgrade");
 
-    // The socket is upgrading, from now on all polling
+    // The socket is upgrading (claimed by `on_init`), from now on all polling
     // request will return a `Packet::Noop`
-    socket.start_upgrade();
 
     // We send a last Noop request to close a potential waiting polling request.
     socket
