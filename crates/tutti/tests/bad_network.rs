@@ -63,6 +63,13 @@ fn musicians_stay_connected_and_every_message_arrives_once_over_a_lossy_reorderi
     options.jack_period = 128;
     let real = JamulusClient::start(options);
     real.rpc().wait_notification("jamulusclient/connected", WAIT, |_| true).expect("the real client connected");
+    // Both clients' JSON-RPC says "connected" only once audio flows.
+    assert!(
+        support::wait_until(WAIT, || {
+            real.rpc().call("jamulusclient/sendChatText", json!({ "chatText": "hello" }))["result"] == "ok"
+        }),
+        "the real client's audio started"
+    );
     assert!(wobbly.wait_for_log("connected: channel", WAIT), "the tutti client connected:\n{}", wobbly.log());
     // Its JSON-RPC says "connected" once audio flows, as Jamulus' does.
     assert!(
