@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 
 command -v systemd-analyze >/dev/null || { echo "check-units.sh: systemd-analyze is missing (apt-get install systemd)" >&2; exit 1; }
 max="${MAX_EXPOSURE:-2.0}"
-bin="$PWD/target/debug/tutti"
+target="${CARGO_TARGET_DIR:-target}"
+case "$target" in /*) ;; *) target="$PWD/$target" ;; esac
+bin="$target/debug/tutti"
 [ -x "$bin" ] || cargo build --quiet --locked -p tutti
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
