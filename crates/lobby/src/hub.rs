@@ -354,7 +354,7 @@ impl<A: Adapter> Hub<A> {
                 if let (Some(turn), Value::Object(map)) = (&self.config.turn, &mut data) {
                     // fresh credentials for this match only; the secret stays here
                     let id = crate::random_user_id().unwrap_or_default();
-                    let server = turn.mint(crate::unix_now(), &id);
+                    let server = turn.mint(tutti_turn::unix_now(), &id);
                     map.insert("iceServers".into(), json!([server]));
                 }
                 (to, "matched", data)
