@@ -240,7 +240,7 @@ pub fn server_roles(
         };
         return Ok((
             None,
-            Some(DirectoryConfig { own, public_ip, secret: random_secret(), ..DirectoryConfig::default() }),
+            Some(DirectoryConfig { own, public_ip, secret: tutti_net::directory::cookie_secret(), ..DirectoryConfig::default() }),
         ));
     }
     let address = crate::list::resolve(directory).context("--directoryserver")?;
@@ -270,13 +270,6 @@ pub fn server_roles(
         },
     };
     Ok((Some(registration), None))
-}
-
-fn random_secret() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.finish() | 1
 }
 
 #[cfg(test)]

@@ -440,7 +440,7 @@ mod tests {
         assert_ne!(port, 0);
         let access = s.lobby.turn.clone().expect("credentials for it");
         assert_eq!(access.urls(), [format!("turn:127.0.0.1:{port}"), format!("turn:127.0.0.1:{port}?transport=tcp")]);
-        assert_eq!(relay.secret().len(), 43, "32 random bytes");
+        assert_eq!(relay.secret().len(), 64, "32 random bytes, hex");
         assert!(!format!("{relay:?}{access:?}").contains(relay.secret()));
         relay.stop().unwrap();
     }

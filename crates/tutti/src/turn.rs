@@ -271,7 +271,7 @@ impl EmbeddedTurn {
 
     /// Starts the relay on its own thread with a random secret that exists only in this process.
     pub fn start(&self) -> anyhow::Result<EmbeddedRelay> {
-        let secret = tutti_lobby::random_secret()?;
+        let secret = random_secret()?;
         let args = Args {
             listening_ip: vec![self.ip],
             listening_port: Some(self.port),
