@@ -372,16 +372,8 @@ pub(crate) async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
-
     fn settings(argv: &[&str]) -> anyhow::Result<Settings> {
-        Cli::try_parse_from(std::iter::once("lobby").chain(argv.iter().copied()))?.args.settings()
+        crate::config_file::parse_args::<Args>("lobby", argv)?.settings()
     }
 
     #[test]

@@ -383,16 +383,8 @@ fn render(s: &Stats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
-
     fn settings(argv: &[&str]) -> anyhow::Result<Settings> {
-        Cli::try_parse_from(std::iter::once("turn").chain(argv.iter().copied()))?.args.settings()
+        crate::config_file::parse_args::<Args>("turn", argv)?.settings()
     }
 
     #[test]
