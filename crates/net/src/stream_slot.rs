@@ -4,9 +4,12 @@
 use std::sync::{Arc, Mutex};
 use tutti_jam::{StreamConfig, StreamTap};
 
-/// The tap and what it hears; taken once, by the server that starts with it.
+/// A stream tap and what it hears.
+pub type Tap = (Box<dyn StreamTap>, StreamConfig);
+
+/// The tap; taken once, by the server that starts with it.
 #[derive(Clone, Default)]
-pub struct StreamSlot(Arc<Mutex<Option<(Box<dyn StreamTap>, StreamConfig)>>>);
+pub struct StreamSlot(Arc<Mutex<Option<Tap>>>);
 
 impl StreamSlot {
     pub fn new(tap: Box<dyn StreamTap>, config: StreamConfig) -> Self {
@@ -14,7 +17,7 @@ impl StreamSlot {
     }
 
     /// The tap, the first time.
-    pub fn take(&self) -> Option<(Box<dyn StreamTap>, StreamConfig)> {
+    pub fn take(&self) -> Option<Tap> {
         self.0.lock().ok().and_then(|mut slot| slot.take())
     }
 }

@@ -21,9 +21,10 @@ pub(crate) struct Audience {
     pub listeners_dropped: Arc<AtomicU64>,
     /// 20 ms blocks the encoder could not take in time.
     pub blocks_dropped: AtomicU64,
-    /// Frames encoded and the time that took (encode, page, broadcast), for `/status.json`.
+    /// Frames encoded, and the time from the tick handing a frame over to its page going out (queue,
+    /// encode, broadcast), for `/status.json`.
     pub frames_encoded: AtomicU64,
-    pub encode_ns: AtomicU64,
+    pub page_delay_ns: AtomicU64,
     /// Names of the musicians heard in the stream.
     pub musicians: Mutex<Vec<String>>,
     pub started: Instant,
@@ -39,7 +40,7 @@ impl Audience {
             listeners_dropped: Arc::default(),
             blocks_dropped: AtomicU64::new(0),
             frames_encoded: AtomicU64::new(0),
-            encode_ns: AtomicU64::new(0),
+            page_delay_ns: AtomicU64::new(0),
             musicians: Mutex::new(Vec::new()),
             started: Instant::now(),
         }

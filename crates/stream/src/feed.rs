@@ -8,6 +8,7 @@ use crate::reframe::Reframer;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
+use std::time::Instant;
 use tutti_jam::StreamTap;
 
 /// Blocks that may wait for the encoder (each 20 ms).
@@ -16,14 +17,18 @@ pub(crate) const QUEUED_BLOCKS: usize = 8;
 /// Installed in the jam server with `Server::set_stream`.
 pub struct StreamFeed {
     reframer: Reframer,
-    blocks: SyncSender<Vec<f32>>,
+    blocks: SyncSender<(Instant, Vec<f32>)>,
     spare: Receiver<Vec<f32>>,
     stash: Vec<Vec<f32>>,
     audience: Arc<Audience>,
 }
 
 impl StreamFeed {
-    pub(crate) fn new(blocks: SyncSender<Vec<f32>>, spare: Receiver<Vec<f32>>, audience: Arc<Audience>) -> Self {
+    pub(crate) fn new(
+        blocks: SyncSender<(Instant, Vec<f32>)>,
+        spare: Receiver<Vec<f32>>,
+        audience: Arc<Audience>,
+    ) -> Self {
         let frame = tutti_codec::STREAM_FRAME * 2;
         let stash = (0..QUEUED_BLOCKS + 2).map(|_| vec![0.0; frame]).collect();
         StreamFeed { reframer: Reframer::default(), blocks, spare, stash, audience }
@@ -39,9 +44,9 @@ impl StreamTap for StreamFeed {
                 return;
             };
             buffer.copy_from_slice(frame);
-            match blocks.try_send(buffer) {
+            match blocks.try_send((Instant::now(), buffer)) {
                 Ok(()) => {}
-                Err(TrySendError::Full(buffer)) | Err(TrySendError::Disconnected(buffer)) => {
+                Err(TrySendError::Full((_, buffer))) | Err(TrySendError::Disconnected((_, buffer))) => {
                     audience.blocks_dropped.fetch_add(1, Ordering::Relaxed);
                     stash.push(buffer);
                 }

@@ -51,7 +51,7 @@ async fn status(State(site): State<Arc<Site>>) -> Response {
         "uptime_s": audience.started.elapsed().as_secs(),
         "listeners_dropped": audience.listeners_dropped.load(Ordering::Relaxed),
         "blocks_dropped": audience.blocks_dropped.load(Ordering::Relaxed),
-        "encode_us_mean": audience.encode_ns.load(Ordering::Relaxed) / 1000
+        "page_delay_us_mean": audience.page_delay_ns.load(Ordering::Relaxed) / 1000
             / audience.frames_encoded.load(Ordering::Relaxed).max(1),
     });
     let mut response = ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
