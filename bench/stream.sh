@@ -67,7 +67,7 @@ curl -sf --max-time 2 "http://127.0.0.1:$ice/jam.opus" -o /dev/null || [ $? = 28
   || { echo "stream.sh: Icecast does not serve the stream" >&2; cat "$out/tutti.log" >&2; exit 1; }
 
 # CPU time in ns of all threads (schedstat: clock-tick resolution would hide one listener).
-cpu() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d", s}'; }
+cpu() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%.0f", s}'; }
 rss() { awk '/VmRSS/ {print $2 * 1024}' "/proc/$1/status"; }
 tick() { curl -s "http://127.0.0.1:$metrics/metrics" | awk -v n="$1" 'index($0, n) == 1 && !done {print $NF; done = 1}'; }
 hz=1000000000

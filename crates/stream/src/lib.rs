@@ -14,6 +14,7 @@ mod http;
 pub mod icecast;
 pub mod ogg;
 mod page;
+mod priority;
 pub mod reframe;
 
 pub use feed::StreamFeed;
@@ -95,12 +96,16 @@ impl Stream {
         let encoding = encoding::Encoding { encoder, writer, audience: audience.clone() };
         std::thread::Builder::new()
             .name("stream-encoder".into())
-            .spawn(move || encoding.run(blocks_rx, spare_tx))
+            .spawn(move || {
+                priority::below_the_jam();
+                encoding.run(blocks_rx, spare_tx)
+            })
             .map_err(StreamError::Thread)?;
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("stream-http")
+            .on_thread_start(priority::below_the_jam)
             .enable_all()
             .build()
             .map_err(StreamError::Thread)?;
@@ -116,6 +121,7 @@ impl Stream {
         let thread = std::thread::Builder::new()
             .name("stream-http".into())
             .spawn(move || {
+                priority::below_the_jam();
                 runtime.block_on(async move {
                     if let Some(target) = icecast {
                         tokio::spawn(icecast::push(target, source, server_name));
