@@ -29,7 +29,8 @@ step() { printf '\n==> %s\n' "$*"; }
 # faketime (libfaketime) to run a lobby whose clock is behind, handing out already expired TURN credentials.
 # nginx (in front of the lobby, with docs/deploy.md's configuration), openssl (test certificates) and curl for the
 # HTTPS tests; systemd (systemd-analyze) for scripts/check-units.sh.
-apt_packages=(gcc make jamulus jackd2 strace nodejs chromium redis-server postgresql jami-daemon dbus-daemon python3-dbus python3-gi iproute2 coturn faketime nginx-light openssl curl systemd)
+# opus-tools (opusdec) decodes the listen-in stream in its tests; icecast2 is the real Icecast the stream is pushed to.
+apt_packages=(gcc make jamulus jackd2 strace nodejs chromium redis-server postgresql jami-daemon dbus-daemon python3-dbus python3-gi iproute2 coturn faketime nginx-light openssl curl systemd opus-tools icecast2)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

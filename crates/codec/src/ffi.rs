@@ -47,8 +47,7 @@ unsafe impl Send for Mode {}
 unsafe impl Sync for Mode {}
 
 impl Mode {
-    fn create(frame: FrameSize) -> Result<Mode, i32> {
-        let frame_samples = frame.samples();
+    fn create(frame_samples: usize) -> Result<Mode, i32> {
         let mut error: c_int = sys::OPUS_OK;
         // SAFETY: plain call with an in-range sample rate and frame size and a
         // valid out-pointer for the error code.
@@ -82,7 +81,18 @@ pub(crate) fn shared_mode(frame: FrameSize) -> Result<&'static Mode, CodecError>
         FrameSize::Samples64 => &MODE_64,
         FrameSize::Samples128 => &MODE_128,
     };
-    match cell.get_or_init(|| Mode::create(frame)) {
+    mode_of(cell.get_or_init(|| Mode::create(frame.samples())))
+}
+
+/// The process-wide 960-sample (20 ms) mode: libopus hands out its built-in standard mode for it,
+/// whose packets the encoder writes with a standard Opus TOC byte (CELT-only, fullband).
+pub(crate) fn standard_mode() -> Result<&'static Mode, CodecError> {
+    static MODE_960: OnceLock<Result<Mode, i32>> = OnceLock::new();
+    mode_of(MODE_960.get_or_init(|| Mode::create(crate::stream_encoder::STREAM_FRAME)))
+}
+
+fn mode_of(cell: &'static Result<Mode, i32>) -> Result<&'static Mode, CodecError> {
+    match cell {
         Ok(mode) => Ok(mode),
         Err(code) => Err(CodecError::Opus { call: "opus_custom_mode_create", code: *code }),
     }

@@ -32,9 +32,11 @@
 mod decoder;
 mod encoder;
 mod ffi;
+mod stream_encoder;
 
 pub use decoder::Decoder;
 pub use encoder::Encoder;
+pub use stream_encoder::{StreamEncoder, DEFAULT_STREAM_BITRATE, STREAM_BITRATES, STREAM_FRAME, STREAM_PRE_SKIP};
 
 /// Sample rate of every Jamulus audio stream.
 pub const SAMPLE_RATE_HZ: u32 = 48_000;
@@ -185,6 +187,16 @@ pub enum CodecError {
         expected: usize,
         /// The buffer's length.
         actual: usize,
+    },
+    /// See [`STREAM_BITRATES`].
+    #[error("stream bit rate {bitrate} bit/s is outside {min}..={max}")]
+    BitrateOutOfRange {
+        /// What was asked for.
+        bitrate: u32,
+        /// Smallest accepted value.
+        min: u32,
+        /// Largest accepted value.
+        max: u32,
     },
     /// A packet handed to a decoder exceeds the Opus maximum.
     #[error("packet of {0} bytes is longer than the {max}-byte Opus maximum", max = MAX_PACKET_BYTES)]

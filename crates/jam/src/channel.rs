@@ -44,6 +44,10 @@ pub(crate) struct Channel {
     /// took from the outbox (sent): only a channel told "recording" is recorded.
     pub notice_queued: Option<RecorderState>,
     pub notice_sent: Option<RecorderState>,
+    /// Link position of the listen-in stream notice sent to this client, and whether the client
+    /// acknowledged it (only then is its audio streamed).
+    pub stream_notice: Option<u64>,
+    pub streamed: bool,
 }
 
 impl Channel {
@@ -66,6 +70,8 @@ impl Channel {
             mix: None,
             notice_queued: None,
             notice_sent: None,
+            stream_notice: None,
+            streamed: false,
         }
     }
 

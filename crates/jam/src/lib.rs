@@ -17,6 +17,7 @@ pub mod recording;
 pub mod registration;
 pub mod server;
 pub mod stats;
+pub mod stream;
 pub mod tick_phase;
 
 pub use channel::MAX_CHANNELS;
@@ -25,3 +26,4 @@ pub use client::{Client, ClientConfig, ClientEvent, Reception};
 pub use recording::{RecordedFrame, RecordingTap};
 pub use server::{ClientSummary, Event, Server, ServerConfig};
 pub use stats::{DropReason, Stats};
+pub use stream::{StreamConfig, StreamTap};

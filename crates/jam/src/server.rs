@@ -23,6 +23,7 @@ use tutti_proto::{Frame, LinkError, Message, JAMULUS_VERSION};
 
 mod directory_roles;
 mod input;
+mod stream_tick;
 mod tick;
 
 /// A channel is freed after this long without an audio datagram.
@@ -129,6 +130,8 @@ pub struct Server {
     levels: Vec<u8>,
     /// Receives the recorded input while the recorder state is `Recording`.
     tap: Option<Box<dyn RecordingTap>>,
+    /// The listen-in stream, when on (`server/stream_tick.rs`).
+    listen: Option<stream_tick::Listen>,
 }
 
 impl Server {
@@ -172,6 +175,7 @@ impl Server {
             datagram: Vec::with_capacity(MAX_DATAGRAM),
             levels: Vec::with_capacity(MAX_CHANNELS),
             tap: None,
+            listen: None,
         }
     }
 

@@ -18,6 +18,7 @@ pub mod server_control;
 pub mod server_list;
 pub mod server_metrics;
 mod socket;
+pub mod stream_slot;
 pub mod tone;
 
 pub use client::{AudioSink, AudioSource, Command, RunningClient};
@@ -26,4 +27,5 @@ pub use loadgen::{run_load, ClientReport, LoadOptions, LoadReport};
 pub use process::ProcessSample;
 pub use server::{RunningServer, ServerOptions};
 pub use server_list::{fetch_server_list, ListedServer};
+pub use stream_slot::StreamSlot;
 pub use tone::Tone;

@@ -47,6 +47,8 @@ pub struct ServerOptions {
     pub record: bool,
     /// The server name for JSON-RPC `getServerProfile` (`--serverinfo`).
     pub server_name: String,
+    /// The listen-in stream's tap (`--stream`); none by default.
+    pub stream: Option<crate::StreamSlot>,
 }
 
 impl ServerOptions {
@@ -60,6 +62,7 @@ impl ServerOptions {
             recording: None,
             record: true,
             server_name: String::new(),
+            stream: None,
         }
     }
 }
@@ -98,9 +101,13 @@ impl RunningServer {
         };
         let (recording, record) = (options.recording, options.record);
         let config = options.config;
+        let stream = options.stream.and_then(|slot| slot.take());
         let thread =
             std::thread::Builder::new().name(format!("jam-server-{}", local_addr.port())).spawn(move || {
                 let mut server = Server::new(config);
+                if let Some(stream) = stream {
+                    server.set_stream(Instant::now(), Some(stream));
+                }
                 let recording = RecordingControl::new(&mut server, Instant::now(), recording, record);
                 serve(socket, server, recording, shell)
             })?;

@@ -48,6 +48,8 @@ struct Outgoing {
     data: Vec<u8>,
     /// The ID of the message this is (a part of).
     origin: u16,
+    /// Position among every message ever queued on this link (1, 2, …).
+    seq: u64,
 }
 
 /// One side of the acknowledged-message protocol with one peer.
@@ -61,6 +63,9 @@ pub struct Link {
     peer_splits: bool,
     reassembler: Reassembler,
     max_queue: usize,
+    /// Messages (parts) ever queued, and the position of the last one the peer acknowledged.
+    queued: u64,
+    acknowledged: u64,
 }
 
 impl Default for Link {
@@ -81,6 +86,8 @@ impl Link {
             peer_splits: false,
             reassembler: Reassembler::default(),
             max_queue: max_queue.max(1),
+            queued: 0,
+            acknowledged: 0,
         }
     }
 
@@ -99,6 +106,19 @@ impl Link {
     /// Messages waiting for an ACK, the one in flight included.
     pub fn unacknowledged(&self) -> usize {
         self.queue.len()
+    }
+
+    /// The position of the last message queued (its last part, if split): pass it to
+    /// [`Link::acknowledged_through`] later to learn whether the peer acknowledged it.
+    pub fn last_queued(&self) -> u64 {
+        self.queued
+    }
+
+    /// Whether the peer acknowledged the message at position `position` (from [`Link::last_queued`]).
+    /// Messages are delivered in order, so this also means every message queued before it arrived (or
+    /// was replaced by `send_latest`).
+    pub fn acknowledged_through(&self, position: u64) -> bool {
+        position <= self.acknowledged
     }
 
     /// Queues `message`. A connection-less message is not queued: its datagram (counter 0) is
@@ -147,7 +167,8 @@ impl Link {
     fn enqueue(&mut self, now: Instant, id: u16, data: Vec<u8>, origin: u16) {
         let cnt = self.next_cnt;
         self.next_cnt = self.next_cnt.wrapping_add(1);
-        self.queue.push_back(Outgoing { id, cnt, data, origin });
+        self.queued += 1;
+        self.queue.push_back(Outgoing { id, cnt, data, origin, seq: self.queued });
         if self.queue.len() == 1 {
             self.transmit_head(now);
         }
@@ -207,7 +228,9 @@ impl Link {
         };
         let matches = self.queue.front().is_some_and(|head| head.cnt == frame.cnt && head.id == acked);
         if matches {
-            self.queue.pop_front();
+            if let Some(head) = self.queue.pop_front() {
+                self.acknowledged = head.seq;
+            }
             self.transmit_head(now);
         }
     }

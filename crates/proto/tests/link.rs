@@ -305,3 +305,27 @@ fn send_latest_replaces_a_waiting_copy_but_not_the_one_in_flight() {
     link.send_latest(now, &list(3)).unwrap();
     assert_eq!(link.unacknowledged(), 3, "list 1 (in flight), the chat, list 3");
 }
+
+#[test]
+fn a_queued_message_is_known_acknowledged_only_after_its_ack() {
+    let t0 = Instant::now();
+    let (mut a, mut b) = (Link::default(), Link::default());
+    a.send(t0, &chat("first")).unwrap();
+    a.send(t0, &chat("notice")).unwrap();
+    let notice = a.last_queued();
+    a.send(t0, &chat("after")).unwrap();
+    assert!(!a.acknowledged_through(notice));
+    // The first message is delivered but its ACK is lost: still not acknowledged.
+    deliver(&mut b, t0, &drain(&mut a));
+    drain(&mut b);
+    assert!(!a.acknowledged_through(notice));
+    // Resent, acknowledged: the notice is next on the wire, not yet acknowledged.
+    let t1 = t0 + RESEND_INTERVAL;
+    a.handle_timeout(t1);
+    deliver(&mut b, t1, &drain(&mut a));
+    deliver(&mut a, t1, &drain(&mut b));
+    assert!(!a.acknowledged_through(notice));
+    assert_eq!(deliver(&mut b, t1, &drain(&mut a)), [chat("notice")]);
+    deliver(&mut a, t1, &drain(&mut b));
+    assert!(a.acknowledged_through(notice));
+}

@@ -19,6 +19,7 @@ mod privacy;
 mod registry;
 mod server;
 mod sound_card;
+mod stream_args;
 mod turn;
 
 use clap::{Parser, Subcommand};

@@ -76,6 +76,9 @@ pub struct Args {
     /// Serve Prometheus metrics at http://ADDR/metrics: PORT (on 127.0.0.1) or IP:PORT. Off by default.
     #[arg(long, value_name = "[IP:]PORT")]
     pub metrics: Option<String>,
+    /// The listen-in stream (--stream and its companions).
+    #[command(flatten)]
+    pub stream: crate::stream_args::StreamFlags,
     /// Accepted for Jamulus compatibility (tutti is always headless).
     #[arg(short = 'n', long, hide = true)]
     pub nogui: bool,
@@ -108,6 +111,12 @@ struct FileServer {
     jsonrpcsecretfile: Option<PathBuf>,
     jsonrpcbindip: Option<IpAddr>,
     metrics: Option<String>,
+    stream: Option<String>,
+    stream_mix_of: Option<String>,
+    stream_bitrate: Option<u32>,
+    stream_hide_names: Option<bool>,
+    stream_to: Option<String>,
+    stream_max_listeners: Option<u32>,
     /// Whether `tutti all` runs this server (`tutti server` itself ignores it).
     enabled: Option<bool>,
 }
@@ -141,6 +150,8 @@ pub struct Settings {
     pub directory: String,
     /// `--serverpublicip`: the address sent to the directory instead of the local one.
     pub public_ip: Option<Ipv4Addr>,
+    /// `--stream`: the listen-in stream, when on.
+    pub stream: Option<crate::stream_args::StreamSettings>,
 }
 
 impl Args {
@@ -197,6 +208,14 @@ impl Args {
             self.jsonrpc.jsonrpcsecretfile.as_ref().or(file.jsonrpcsecretfile.as_ref()),
             self.jsonrpc.jsonrpcbindip.or(file.jsonrpcbindip),
         )?;
+        let stream = self.stream.merge(crate::stream_args::FileKeys {
+            stream: file.stream.clone(),
+            stream_mix_of: file.stream_mix_of.clone(),
+            stream_bitrate: file.stream_bitrate,
+            stream_hide_names: file.stream_hide_names,
+            stream_to: file.stream_to.clone(),
+            stream_max_listeners: file.stream_max_listeners,
+        })?;
         let metrics = match self.metrics.clone().or(file.metrics) {
             Some(text) => Some(parse_metrics_address(&text)?),
             None => None,
@@ -255,7 +274,7 @@ impl Args {
         options.log_file = self.log.clone().or(file.log);
         options.qos = self.qos.or(file.qos).unwrap_or(128);
         options.disconnect_on_quit = flag(self.discononquit, file.discononquit);
-        Ok(Settings { options, info, jsonrpc, metrics, directory: directory_arg, public_ip })
+        Ok(Settings { options, info, jsonrpc, metrics, directory: directory_arg, public_ip, stream })
     }
 }
 
@@ -322,6 +341,8 @@ type ServerMetricsOf = (u16, std::sync::Arc<tutti_net::server_metrics::ServerMet
 /// Jam servers started by [`start`], each on its own thread.
 pub struct Jam {
     servers: Vec<RunningServer>,
+    /// Listen-in streams, stopped after their servers.
+    streams: Vec<tutti_stream::Stream>,
 }
 
 impl Jam {
@@ -338,6 +359,7 @@ impl Jam {
     /// Waits until every server has stopped; reports what each did on stderr.
     pub fn wait(self) -> anyhow::Result<()> {
         let mut failed = None;
+        let _streams = self.streams;
         for server in self.servers {
             let address = server.local_addr();
             match server.wait() {
@@ -366,8 +388,20 @@ pub fn start(all_settings: Vec<Settings>) -> anyhow::Result<Jam> {
     signal_hook::flag::register(signal_hook::consts::SIGXFSZ, std::sync::Arc::default())
         .context("cannot install the SIGXFSZ handler")?;
     let mut servers = Vec::new();
+    let mut streams = Vec::new();
     let mut metrics: Vec<(SocketAddr, Vec<ServerMetricsOf>)> = Vec::new();
-    for settings in all_settings {
+    for mut settings in all_settings {
+        if let Some(stream) = &settings.stream {
+            let facts = crate::privacy::Facts {
+                jam: Some(crate::privacy::settings::jam(&settings)),
+                ..crate::privacy::Facts::default()
+            };
+            let (running, slot) = crate::stream_args::start(stream, &settings.info.name, crate::privacy::html(&facts))
+                .with_context(|| format!("cannot start the listen-in stream on TCP {}", stream.listen))?;
+            eprintln!("tutti: listen-in stream at http://{}/", running.local_addr());
+            settings.options.stream = Some(slot);
+            streams.push(running);
+        }
         let bind = settings.options.bind;
         let recording = settings.options.recording.clone();
         let server = RunningServer::start(settings.options)
@@ -424,7 +458,7 @@ pub fn start(all_settings: Vec<Settings>) -> anyhow::Result<Jam> {
             }
         }
     })?;
-    Ok(Jam { servers })
+    Ok(Jam { servers, streams })
 }
 
 /// Makes SIGINT and SIGTERM set `flag`; a second one while stopping exits at once.

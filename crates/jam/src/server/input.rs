@@ -69,6 +69,7 @@ impl Server {
         }
         self.send(now, index, &Message::VersionAndOs(own_version()));
         self.send(now, index, &Message::RecorderState(self.config.recorder_state));
+        self.send_stream_notice(now, index);
         self.handle_audio(now, index, bytes);
     }
 

@@ -60,6 +60,7 @@ impl Server {
         }
         self.decode(tick, level_tick);
         self.record(tick);
+        self.stream(now, tick);
         self.place_listeners(tick);
         self.render(tick);
         self.send_mixes();

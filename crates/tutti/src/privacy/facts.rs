@@ -34,6 +34,10 @@ pub struct JamFacts {
     pub metrics: Option<String>,
     /// JSON-RPC address (operator's control interface: it can see names and addresses of clients).
     pub json_rpc: Option<String>,
+    /// `--stream ADDR`: the listen-in stream's HTTP address (listeners are anonymous).
+    pub stream: Option<String>,
+    /// `--stream-to`: the Icecast server (host:port/mount) the stream is pushed to (a third party).
+    pub stream_icecast: Option<String>,
 }
 
 /// The lobby (random video chat).

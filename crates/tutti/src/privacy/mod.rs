@@ -136,6 +136,22 @@ mod tests {
                 "for their listing only, in memory",
             ),
             (
+                "--stream",
+                |f| f.jam.as_mut().unwrap().stream = Some("0.0.0.0:8000".into()),
+                "Listeners are anonymous: no listener address is logged or kept",
+                "No listen-in stream",
+            ),
+            (
+                "--stream --stream-to",
+                |f| {
+                    let jam = f.jam.as_mut().unwrap();
+                    jam.stream = Some("0.0.0.0:8000".into());
+                    jam.stream_icecast = Some("icecast.example:8000/jam.opus".into());
+                },
+                "the Icecast server icecast.example:8000/jam.opus",
+                "No third party is contacted",
+            ),
+            (
                 "--metrics",
                 |f| f.jam.as_mut().unwrap().metrics = Some("127.0.0.1:9100".into()),
                 "metrics at 127.0.0.1:9100: counts only",

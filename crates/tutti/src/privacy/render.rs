@@ -75,6 +75,12 @@ pub fn third_parties(facts: &Facts) -> Vec<String> {
         if let Some(dir) = &jam.registers_with {
             out.push(format!("the Jamulus directory {dir}, which this server registers with"));
         }
+        if let Some(icecast) = &jam.stream_icecast {
+            out.push(format!(
+                "the Icecast server {icecast}, which the jam's listen-in stream is pushed to (it serves its own \
+                 listeners under its own policy)"
+            ));
+        }
     }
     if let Some(lobby) = &facts.lobby {
         for url in &lobby.ice_servers {
@@ -122,6 +128,15 @@ fn summary(facts: &Facts) -> Vec<String> {
              written.",
             dir.display(),
             if *on { ", switched on" } else { ", switched off until the operator starts it" }
+        )),
+    }
+    match facts.jam.as_ref().and_then(|j| j.stream.as_ref()) {
+        None => out.push("No listen-in stream: only the musicians hear the jam.".into()),
+        Some(address) => out.push(format!(
+            "The jam is streamed to an audience (listen-in stream on {address}): every musician is told in the chat \
+             first, with the number of listeners, and is heard only after their client received that notice. \
+             Listeners are anonymous: no listener address is logged or kept beyond the open connection; the count \
+             is all the musicians learn."
         )),
     }
     let third = third_parties(facts);

@@ -25,6 +25,12 @@ pub fn jam(settings: &server::Settings) -> JamFacts {
         directory_file: None,
         metrics: settings.metrics.map(|m| m.to_string()),
         json_rpc: settings.jsonrpc.as_ref().map(|(addr, _)| addr.to_string()),
+        stream: settings.stream.as_ref().map(|s| s.listen.to_string()),
+        stream_icecast: settings
+            .stream
+            .as_ref()
+            .and_then(|s| s.icecast.as_ref())
+            .map(|t| format!("{}:{}{}", t.host, t.port, t.mount)),
     }
 }
 

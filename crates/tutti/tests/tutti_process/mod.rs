@@ -20,6 +20,13 @@ impl Tutti {
         Tutti::spawn(Command::new(env!("CARGO_BIN_EXE_tutti")), args)
     }
 
+    /// `tutti ARGS…` with these environment variables set (e.g. `RUST_LOG`).
+    pub fn start_with_env(env: &[(&str, &str)], args: &[&str]) -> Tutti {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tutti"));
+        command.envs(env.iter().copied());
+        Tutti::spawn(command, args)
+    }
+
     /// `tutti ARGS…` that may not write files larger than `bytes` (RLIMIT_FSIZE, set by
     /// util-linux `prlimit`, which then becomes tutti: the PID is tutti's). Its log counts too.
     pub fn start_with_file_size_limit(bytes: u64, args: &[&str]) -> Tutti {

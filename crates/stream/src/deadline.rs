@@ -1,0 +1,124 @@
+//! Listener connections with a write deadline: a write (or flush) that cannot make progress for
+//! `stall` fails, so hyper closes a connection whose reader stopped reading, and its pages stop
+//! being kept for it. The send buffer is kept small so a stalled reader is noticed in seconds. The
+//! peer's address is not passed on: nothing after `accept` can log or keep it.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Sleep;
+
+/// Bytes the kernel may hold for one listener (a few seconds of a 128 kbit/s stream).
+const SEND_BUFFER: usize = 32 * 1024;
+
+pub(crate) struct StallGuardedListener {
+    pub tcp: TcpListener,
+    pub stall: Duration,
+    /// Counts connections closed for making no progress.
+    pub dropped: Arc<AtomicU64>,
+}
+
+impl axum::serve::Listener for StallGuardedListener {
+    type Io = StallGuarded<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.tcp.accept().await {
+                Ok((stream, _address)) => {
+                    let _ = stream.set_nodelay(true);
+                    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
+                    let anonymous = SocketAddr::from(([0, 0, 0, 0], 0));
+                    let guarded =
+                        StallGuarded { inner: stream, stall: self.stall, waiting: None, dropped: self.dropped.clone() };
+                    return (guarded, anonymous);
+                }
+                // Out of file descriptors and the like: wait a little rather than spin.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+}
+
+pub(crate) struct StallGuarded<S> {
+    inner: S,
+    stall: Duration,
+    waiting: Option<Pin<Box<Sleep>>>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl<S> StallGuarded<S> {
+    /// `Pending` from the inner stream: arms the deadline, or fails once it passed.
+    fn stalled<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let stall = self.stall;
+        let sleep = self.waiting.get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "listener stopped reading")))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for StallGuarded<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for StallGuarded<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+            Poll::Pending => self.stalled(cx),
+            ready => {
+                self.waiting = None;
+                ready
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            Poll::Pending => self.stalled(cx),
+            ready => {
+                self.waiting = None;
+                ready
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.inner).poll_flush(cx) {
+            Poll::Pending => self.stalled(cx),
+            ready => {
+                self.waiting = None;
+                ready
+            }
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
