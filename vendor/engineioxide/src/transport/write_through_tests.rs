@@ -117,7 +117,7 @@ async fn connect(addr: std::net::SocketAddr) -> WebSocketStream<TcpStream> {
 /// `name0`, `name1`, … as the senders number them; every `queued`th one inside `queued_only`
 /// (0: none).
 fn numbered(name: char, i: usize, queued: usize) -> String {
-    if queued > 0 && i % queued == 0 {
+    if queued > 0 && i.is_multiple_of(queued) {
         format!("q{name}{i}")
     } else {
         format!("{name}{i}")
