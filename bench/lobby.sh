@@ -11,11 +11,13 @@
 #                                  load-generator processes on source addresses 127.0.0.2-4, then a
 #                                  match loop whose sockets alternate between the three processes
 #   bench/lobby.sh client          only the phases with the official socket.io-client (below)
+#   bench/lobby.sh idle            only tutti's RSS per idle socket, write-through on and off
 #
 # The official socket.io-client phases (bench/anchors/lobby-node/load.mjs, one Node process on core 1):
 # closed loop at 100 and 1,000 pairs (matches/s, server and client CPU per match), and open loop at the
 # same offered match rate for both servers (OPEN_RATES, default 2,000 and 5,000 matches/s: server CPU
-# per match, user and system apart, and relay latency p50/p99).
+# per match, user and system apart, and relay latency p50/p99). Each against tutti (write-through on),
+# tutti with write-through off (TUTTI_LOBBY_WRITE_THROUGH=0) and Node (CLIENT_SERVERS picks).
 #
 # Measures: server RSS per idle socket (IDLE sockets), server CPU per match (find -> matched -> one
 # message each way -> next; closed loop, 100 and 1,000 pairs) and per relayed message (RELAY_RATE
@@ -74,6 +76,8 @@ start_server() {
   local log="$out/$1-server.log"
   case "$1" in
     tutti) taskset -c 0 "$tutti" lobby --listen 127.0.0.1:0 "${LIMITS[@]}" >"$log" 2>&1 & ;;
+    # the same binary with write-through off (every packet through the connection's own task)
+    tutti-queued) TUTTI_LOBBY_WRITE_THROUGH=0 taskset -c 0 "$tutti" lobby --listen 127.0.0.1:0 "${LIMITS[@]}" >"$log" 2>&1 & ;;
     node) taskset -c 0 node bench/anchors/lobby-node/server.mjs "${LIMITS[@]}" >"$log" 2>&1 & ;;
   esac
   server_pid=$!
@@ -210,8 +214,10 @@ run_client() {
 }
 
 OPEN_RATES=${OPEN_RATES:-2000 5000}
+# tutti-queued: tutti with write-through off (TUTTI_LOBBY_WRITE_THROUGH=0), to show what it changes
+CLIENT_SERVERS=${CLIENT_SERVERS:-tutti tutti-queued node}
 client_phases() {
-  for server in tutti node; do
+  for server in $CLIENT_SERVERS; do
     run_client "$server" client100 "http://@ADDR@" 100 "$SECS" @PID@
     run_client "$server" client1000 "http://@ADDR@" 1000 "$SECS" @PID@
     for r in $OPEN_RATES; do
@@ -226,11 +232,17 @@ const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\
 const get = (s, p) => (rows.find((r) => r.server === s && r.phase === p) || {}).r || {};
 const f = (x, d = 1) => (x === undefined || x === null || Number.isNaN(x) ? "n/a" : Number(x).toFixed(d));
 const better = (t, n, cost) => (t && n ? (cost ? n / t : t / n).toFixed(2) + "x" : "n/a");
-console.log("| official socket.io-client | tutti | node socket.io | tutti better by |");
-console.log("|---|---|---|---|");
+console.log("| official socket.io-client | tutti | tutti, write-through off | node socket.io | tutti better by |");
+console.log("|---|---|---|---|---|");
 const line = (name, key, phase, d, cost = true) => {
-  const t = get("tutti", phase)[key], n = get("node", phase)[key];
-  console.log(`| ${name} | ${f(t, d)} | ${f(n, d)} | ${better(t, n, cost)} |`);
+  const t = get("tutti", phase)[key], q = get("tutti-queued", phase)[key], n = get("node", phase)[key];
+  console.log(`| ${name} | ${f(t, d)} | ${f(q, d)} | ${f(n, d)} | ${better(t, n, cost)} |`);
+};
+// at the client: socket events handled, and the event-loop turns (I/O polls) that brought them
+const client = (name, p) => {
+  line(`${name}: client events per match`, "client_events_per_match", p, 2);
+  line(`${name}: client event-loop turns with events, per match`, "client_turns_per_match", p, 2);
+  line(`${name}: client waits (voluntary context switches) per match`, "client_waits_per_match", p, 2);
 };
 for (const pairs of [100, 1000]) {
   const p = "client" + pairs;
@@ -238,6 +250,8 @@ for (const pairs of [100, 1000]) {
   line(`closed loop, ${pairs} pairs: server CPU per match, µs`, "server_cpu_us_per_match", p);
   line(`closed loop, ${pairs} pairs: client CPU per match, µs`, "client_cpu_us_per_match", p);
   line(`closed loop, ${pairs} pairs: server CPU, %`, "server_cpu_percent", p, 0);
+  line(`closed loop, ${pairs} pairs: cycle time p50, ms`, "cycle_p50_ms", p, 1);
+  client(`closed loop, ${pairs} pairs`, p);
 }
 for (const r of process.argv[2].split(" ")) {
   const p = "open" + r;
@@ -247,9 +261,19 @@ for (const r of process.argv[2].split(" ")) {
   line(`open loop ${r}/s: — system, µs`, "server_system_us_per_match", p);
   line(`open loop ${r}/s: relay latency p50, ms`, "msg_p50_ms", p, 3);
   line(`open loop ${r}/s: relay latency p99, ms`, "msg_p99_ms", p, 3);
+  line(`open loop ${r}/s: client CPU per match, µs`, "client_cpu_us_per_match", p);
+  client(`open loop ${r}/s`, p);
 }
 ' "$results" "$OPEN_RATES"
 }
+
+if [ "${1:-}" = idle ]; then
+  # only tutti's RSS per idle socket (IDLE sockets), write-through on and off
+  for server in tutti tutti-queued; do
+    run "$server" idle idle @ADDR@ "$IDLE" 5 @PID@
+  done
+  exit 0
+fi
 
 if [ "${1:-}" = client ]; then
   client_phases

@@ -9,7 +9,9 @@
 //
 // The first second is warm-up. Prints one line `result {json}`: matches/s, relay latency p50/p99 (the
 // message from send to arrival at the partner, both in this process), this process's CPU per match and
-// the server's (user and system apart, from /proc/SERVER_PID/stat).
+// the server's (user and system apart, from /proc/SERVER_PID/stat), a socket's time from one `matched`
+// to its next (p50), and per match at this client: socket events handled, event-loop turns that brought
+// them, and waits (voluntary context switches: each a sleep in epoll until the server's next write).
 import { readFileSync } from 'node:fs';
 import { io } from 'socket.io-client';
 
@@ -37,14 +39,32 @@ for (let i = 0; i < 2 * pairs; i++) {
 
 let measuring = false, done = false, matches = 0, errors = 0;
 const latencies = [];
+const cycles = [];
 const idle = [];
+// At the client: socket events handled, and the event-loop turns that brought them (events handled
+// before the next `setImmediate` came in one poll of the sockets: one wake-up of this process).
+let events = 0, turns = 0, inTurn = false;
+function arrived() {
+  if (!measuring) return;
+  events += 1;
+  if (!inTurn) {
+    inTurn = true;
+    turns += 1;
+    setImmediate(() => { inTurn = false; });
+  }
+}
 function run(s, closed) {
-  let initiator = false;
+  let initiator = false, lastMatched = 0;
   s.on('matched', (m) => {
+    arrived();
     initiator = m.initiator === true;
-    s.emit('message', { text: String(now()) });
+    const t = now();
+    if (measuring && lastMatched) cycles.push(t - lastMatched);
+    lastMatched = t;
+    s.emit('message', { text: String(t) });
   });
   s.on('message', (m) => {
+    arrived();
     if (measuring) latencies.push(now() - Number(m.text));
     if (!initiator) return;
     if (measuring) matches += 1;
@@ -53,6 +73,7 @@ function run(s, closed) {
     else { s.emit('stop'); idle.push(s); }
   });
   s.on('partner_left', () => {
+    arrived();
     if (done) return;
     if (closed) s.emit('find', {});
     else idle.push(s);
@@ -63,7 +84,10 @@ function start() {
   const closed = rate === 0;
   sockets.forEach((s) => run(s, closed));
   let t0;
-  setTimeout(() => { measuring = true; t0 = { at: now(), cpu: process.cpuUsage(), server: ticks() }; }, WARMUP_MS);
+  setTimeout(() => {
+    measuring = true;
+    t0 = { at: now(), cpu: process.cpuUsage(), server: ticks(), waits: process.resourceUsage().voluntaryContextSwitches };
+  }, WARMUP_MS);
   setTimeout(() => finish(t0), WARMUP_MS + secs * 1000);
   if (closed) { sockets.forEach((s) => s.emit('find', {})); return; }
   sockets.forEach((s) => idle.push(s));
@@ -87,8 +111,11 @@ function finish(t0) {
   const cpu = process.cpuUsage(t0.cpu);
   const server = ticks();
   const su = (server.user - t0.server.user) * 1e4, ss = (server.system - t0.server.system) * 1e4; // µs
+  const waits = process.resourceUsage().voluntaryContextSwitches - t0.waits;
   latencies.sort((a, b) => a - b);
-  const q = (p) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] : NaN);
+  cycles.sort((a, b) => a - b);
+  const quantile = (xs, p) => (xs.length ? xs[Math.min(xs.length - 1, Math.floor(p * xs.length))] : NaN);
+  const q = (p) => quantile(latencies, p);
   const per = (x) => (matches ? x / matches : NaN);
   console.log('result ' + JSON.stringify({
     mode: rate ? 'open' : 'closed', pairs, secs, offered_per_sec: rate || null, matches,
@@ -97,6 +124,8 @@ function finish(t0) {
     client_cpu_us_per_match: per(cpu.user + cpu.system),
     server_cpu_us_per_match: per(su + ss), server_user_us_per_match: per(su), server_system_us_per_match: per(ss),
     server_cpu_percent: ((su + ss) / 1e6 / wall) * 100,
+    cycle_p50_ms: quantile(cycles, 0.5),
+    client_events_per_match: per(events), client_turns_per_match: per(turns), client_waits_per_match: per(waits),
   }));
   sockets.forEach((s) => s.close());
   setTimeout(() => process.exit(0), 100);

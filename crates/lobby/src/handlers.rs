@@ -41,9 +41,11 @@ pub(crate) async fn register<A: Adapter>(s: SocketRef<A>, State(hub): Shared<A>)
     s.on("call_answer", done::<CallAnswer>);
     s.on("call_cancel", done::<CallCancel>);
     s.on_disconnect(on_disconnect::<A>);
+    // its own room: until the socket is marked connected, the only way to emit to it (see
+    // Hub::emit_connecting); scaled out, for good, so that other processes can reach it through the
+    // adapter
+    s.join(s.id.to_string());
     if let Pairing::Redis { workers, .. } = &hub.pairing {
-        // its own room, so that other processes can reach it through the adapter
-        s.join(s.id.to_string());
         let (tx, rx) = mpsc::unbounded_channel();
         workers.lock().unwrap_or_else(|p| p.into_inner()).insert(s.id, tx);
         tokio::spawn(redis_worker(s.clone(), hub.clone(), rx));
@@ -51,8 +53,9 @@ pub(crate) async fn register<A: Adapter>(s: SocketRef<A>, State(hub): Shared<A>)
     Ok(())
 }
 
-/// Once connected: tell the socket how many are online.
+/// Once marked connected: tell the socket how many are online.
 pub(crate) async fn on_connect<A: Adapter>(s: SocketRef<A>, State(hub): Shared<A>) {
+    hub.marked_connected(&s);
     let _ = s.emit("online", &json!({ "count": hub.online_now() }));
 }
 

@@ -8,10 +8,12 @@ use base64::Engine;
 use serde::Serialize;
 use serde_json::{json, Value};
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::AckSender;
+use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::socket::Sid;
 use socketioxide::SocketIo;
+use socketioxide::{SendError, SocketError};
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -74,6 +76,8 @@ pub(crate) struct Hub<A: Adapter> {
     /// The last total counted (scaled out: over every process), for sockets that just connected.
     last_total: AtomicUsize,
     io: OnceLock<SocketIo<A>>,
+    /// Held to emit to a socket through its own room ([`Hub::emit_connecting`]) and to leave it.
+    marking: Mutex<()>,
 }
 
 impl<A: Adapter> Hub<A> {
@@ -86,6 +90,7 @@ impl<A: Adapter> Hub<A> {
             online: Mutex::new(Online::default()),
             last_total: AtomicUsize::new(0),
             io: OnceLock::new(),
+            marking: Mutex::new(()),
         }
     }
 
@@ -249,12 +254,40 @@ impl<A: Adapter> Hub<A> {
 
     /// Emits to a socket of this process (a socket that is gone is skipped).
     fn emit_local<T: Serialize + ?Sized>(&self, to: Sid, event: &'static str, data: &T) -> bool {
-        match self.io().get_socket(to) {
-            Some(socket) => {
+        let Some(socket) = self.io().get_socket(to) else { return false };
+        if let Err(SendError::Socket(SocketError::Closed)) = socket.emit(event, data) {
+            let _marking = self.marking.lock().unwrap_or_else(|p| p.into_inner());
+            if socket.connected() {
+                // marked in between: the room may be gone already
                 let _ = socket.emit(event, data);
-                true
+            } else {
+                self.emit_connecting(to, event, data);
             }
-            None => false,
+        }
+        true
+    }
+
+    /// A socket was marked connected: it leaves its own room (with [`Pairing::Local`]; a room costs
+    /// memory), not while [`Hub::emit_local`] may be emitting to it through that room.
+    pub(crate) fn marked_connected(&self, socket: &SocketRef<A>) {
+        if matches!(self.pairing, Pairing::Local) {
+            let _marking = self.marking.lock().unwrap_or_else(|p| p.into_inner());
+            socket.leave_all();
+        }
+    }
+
+    /// Emits to a socket that is not marked connected yet: socketioxide marks a socket connected only
+    /// after it handed the CONNECT answer to the engine, which may write it to the client at once
+    /// (write-through, from the connecting task). The client may then send `find` and be matched
+    /// before the mark, and `Socket::emit` refuses to emit to an unmarked socket. Every socket is in
+    /// its own room until it is marked ([`crate::handlers`]), and a room emit does not look at the
+    /// mark. (A socket that is gone has left its rooms: nothing is sent.)
+    fn emit_connecting<T: Serialize + ?Sized>(&self, to: Sid, event: &'static str, data: &T) {
+        // local only: the adapter publishes nothing, and the future is ready at its first poll
+        let emit = std::pin::pin!(self.io().local().to(to.to_string()).emit(event, data));
+        let sent = emit.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+        if !matches!(sent, std::task::Poll::Ready(Ok(()))) {
+            tracing::debug!(event, "an emit to a connecting socket failed");
         }
     }
 

@@ -58,6 +58,11 @@ impl LobbyServer {
     /// Serves until `shutdown` completes.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
         let LobbyServer { listener, config, tls } = self;
+        // write-through (vendor/engineioxide/PATCHES.md, patch 6) is on; off with
+        // TUTTI_LOBBY_WRITE_THROUGH=0, for benchmarks that compare both
+        if std::env::var_os("TUTTI_LOBBY_WRITE_THROUGH").is_some_and(|v| v == "0") {
+            engineioxide::set_write_through(false);
+        }
         let listener = Listening { tcp: listener, tls };
         match config.redis.clone() {
             None => {

@@ -277,3 +277,38 @@ async fn online_count_is_throttled_and_only_sent_on_change() {
     assert_eq!(counts.last(), Some(&31), "the last broadcast has the final count: {counts:?}");
     assert!(counts.windows(2).all(|w| w[0] != w[1]), "never the same count twice in a row: {counts:?}");
 }
+
+/// Sockets that `find` as soon as they are told they are connected, each to meet a socket waiting
+/// for it (lanes of their own interest, 20 at once): every one hears `matched`. socketioxide marks a
+/// socket connected only after it handed the CONNECT answer to the engine, which may write it to the
+/// client at once; a `matched` emitted before the mark used to be refused, and was lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_that_find_as_soon_as_they_connect_hear_matched() {
+    const LANES: usize = 20;
+    const ROUNDS: usize = 50;
+    let lobby = Lobby::start(&[]);
+    let addr = lobby.addr;
+    let lanes: Vec<_> = (0..LANES)
+        .map(|lane| {
+            tokio::spawn(async move {
+                let interests = json!({ "interests": [format!("lane{lane}")] });
+                let mut waiter = Client::connect(addr).await;
+                for round in 0..ROUNDS {
+                    assert_eq!(waiter.call("find", interests.clone()).await, json!({ "ok": true }));
+                    let newcomer = Client::connect(addr).await;
+                    newcomer.emit("find", interests.clone());
+                    let heard = newcomer.next_event("matched", Duration::from_secs(5)).await;
+                    assert!(heard.is_some(), "lane {lane}, round {round}: the newcomer heard no `matched`");
+                    waiter.expect("matched", "the waiter is matched").await;
+                    newcomer.close();
+                    waiter.expect("partner_left", "the newcomer left").await;
+                }
+                waiter.close();
+            })
+        })
+        .collect();
+    for lane in lanes {
+        lane.await.unwrap();
+    }
+    lobby.wait_stats(json!({ "sockets": 0, "waiting": 0, "pairs": 0 }), Duration::from_secs(10));
+}

@@ -52,11 +52,10 @@ pub fn queued_only<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-// off by default: with it on, the lobby's suites lost a queued `matched` now and then (see PATCHES.md)
-static WRITE_THROUGH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+// on by default (see PATCHES.md)
+static WRITE_THROUGH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
-/// tutti patch: turns write-through on or off for every engine of this process (off by default
-/// until a lost wake-up seen with it on is found; see PATCHES.md).
+/// tutti patch: turns write-through on (the default) or off for every engine of this process.
 pub fn set_write_through(on: bool) {
     WRITE_THROUGH.store(on, std::sync::atomic::Ordering::Relaxed);
 }

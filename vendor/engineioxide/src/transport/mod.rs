@@ -7,6 +7,9 @@ use crate::config::EngineIoConfig;
 pub mod polling;
 pub mod ws;
 mod ws_connection;
+// tutti patch: write-through under load over TCP
+#[cfg(test)]
+mod write_through_tests;
 
 fn make_open_packet(transport: TransportType, id: Sid, config: &EngineIoConfig) -> OpenPacket {
     let upgrades = if transport == TransportType::Polling {

@@ -821,7 +821,13 @@ mod tests {
                 let socket = socket.clone();
                 tokio::spawn(async move {
                     for i in 0..EACH {
-                        while socket.emit(format!("{name}{i}")).is_err() {
+                        // every tenth queued whatever the connection does, so that some are
+                        let emit = || socket.emit(format!("{name}{i}")).is_ok();
+                        while !(if i % 10 == 0 {
+                            crate::queued_only(emit)
+                        } else {
+                            emit()
+                        }) {
                             tokio::task::yield_now().await; // full: the client catches up
                         }
                         if i % 7 == 0 {
