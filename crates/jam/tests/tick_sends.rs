@@ -146,14 +146,16 @@ fn a_shared_mix_is_encoded_once_and_sent_to_all_at_once() {
 }
 
 #[test]
-fn with_several_threads_a_batch_holds_a_few_encodes_per_thread() {
-    let n = 20;
+fn with_several_threads_the_tick_is_one_parallel_batch_in_rotating_order() {
+    let n = 12;
     let mut sim = Sim::new(n as u16, 2);
     sim.settle();
     sim.distinct_gains();
-    for batches in sim.ticks(3) {
-        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
-        let full = 2 * ENCODES_PER_HAND_OVER;
-        assert_eq!(sizes, [full, full, n - 2 * full]);
+    let ticks = sim.ticks(3);
+    for (t, batches) in ticks.iter().enumerate() {
+        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [n], "tick {t}");
+        if t > 0 {
+            assert_eq!(batches[0][0], ticks[t - 1][0][n - 1], "the last listener goes first next");
+        }
     }
 }

@@ -14,8 +14,8 @@ use std::time::Instant;
 /// which then count as sent.
 pub type HandOver<'a> = dyn FnMut(&mut dyn Iterator<Item = (SocketAddr, &[u8])>) + 'a;
 
-/// Encodes per hand-over (per worker with `--multithreading`): a few tens of microseconds of work, so
-/// a listener waits little for the others of its batch, and a tick of 150 distinct mixes makes a few
+/// Encodes per hand-over (without `--multithreading`): a few tens of microseconds of work, so a
+/// listener waits little for the others of its batch, and a tick of 150 distinct mixes makes a few
 /// dozen `sendmmsg` calls instead of three.
 pub const ENCODES_PER_HAND_OVER: usize = 4;
 
@@ -47,14 +47,16 @@ impl Server {
         (n - 1 - self.tick_count % n) as usize
     }
 
-    /// Tick steps 3 and 4: renders each listener's shared mix (once per mix, in parallel batches with
+    /// Tick steps 3 and 4: renders each listener's shared mix (once per mix; all in parallel with
     /// `--multithreading`) in the rotating order, packs the datagrams and hands them over per batch.
     pub(super) fn render_and_send(&mut self, tick: usize, mut hand_over: Option<&mut HandOver<'_>>) {
         let n = self.listeners.len();
         self.render_state.clear();
         self.render_state.resize(self.mixes.len(), Render::Waiting);
-        let workers = self.pool.as_ref().map_or(1, |p| p.current_num_threads());
-        let batch = ENCODES_PER_HAND_OVER * workers;
+        // With `--multithreading` the whole tick is one batch: the workers balance it among
+        // themselves, whereas a barrier per small batch waits each time for the slowest worker (on a
+        // core shared with other work that cost more than it gained: docs/perf.md, "Jam latency").
+        let batch = if self.pool.is_some() { usize::MAX } else { ENCODES_PER_HAND_OVER };
         let first = self.first_listener();
         let mut at = 0;
         while at < n {
