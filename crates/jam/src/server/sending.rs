@@ -14,10 +14,10 @@ use std::time::Instant;
 /// which then count as sent.
 pub type HandOver<'a> = dyn FnMut(&mut dyn Iterator<Item = (SocketAddr, &[u8])>) + 'a;
 
-/// Encodes per hand-over (without `--multithreading`): a few tens of microseconds of work, so a
-/// listener waits little for the others of its batch, and a tick of 150 distinct mixes makes a few
-/// dozen `sendmmsg` calls instead of three.
-pub const ENCODES_PER_HAND_OVER: usize = 4;
+/// Encodes per hand-over (without `--multithreading`): about 50 µs of work, so a listener waits
+/// little for the others of its batch, and a tick of 150 distinct mixes makes 19 `sendmmsg` calls
+/// instead of three (batches of 4 cost 6–9 % more CPU per client with distinct gains: docs/perf.md).
+pub const ENCODES_PER_HAND_OVER: usize = 8;
 
 /// Where each shared mix stands in this tick's rendering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
