@@ -8,6 +8,7 @@
 #   --jitter-buffer B  the fixed server jitter buffer every client asks for (default 4 blocks)
 #   --cases LIST       comma-separated subset of default,distinct,default-T,distinct-T
 #   --quick            one round, N = 1 10, default gains only
+#   --baseline BIN     also run another tutti binary (an earlier build) as server "tutti-base"
 #
 # Every case (N = 150: see below): the server runs alone with --fastupdate (64-sample ticks) and -u 150, pinned to core 0
 # (with -T: cores 0-1, which it then shares with the load generator on a 2-core machine), and
@@ -33,6 +34,7 @@ rounds=2
 ns="1 10 50 100"
 jb=4
 cases="default,distinct,default-T,distinct-T"
+base=""
 warmup=6
 duration=5
 while [ $# -gt 0 ]; do
@@ -42,11 +44,13 @@ while [ $# -gt 0 ]; do
     --jitter-buffer) jb="$2"; shift 2 ;;
     --cases) cases="$2"; shift 2 ;;
     --quick) rounds=1; ns="1 10"; cases="default"; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    --baseline) base="$2"; shift 2 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "bench/jam-latency.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
 
+[ -z "$base" ] || [ -x "$base" ] || { echo "bench/jam-latency.sh: --baseline $base is not an executable" >&2; exit 2; }
 [ -x /usr/bin/Jamulus ] || { echo "bench/jam-latency.sh: needs the Debian package jamulus (apt-get install jamulus)" >&2; exit 1; }
 [ "$(nproc)" -ge 2 ] || { echo "bench/jam-latency.sh: needs 2 cores (server and load generator pinned apart)" >&2; exit 1; }
 chrt -p $$ 2>/dev/null | grep -q SCHED_FIFO || echo "bench/jam-latency.sh: not real-time; numbers will be noisy (run under chrt -f 50)" >&2
@@ -69,14 +73,15 @@ trap stop_server EXIT
 
 # start_server KIND THREADS(0|1) FASTUPDATE(0|1)
 start_server() {
-  local kind=$1 threads=$2 cores=0 flags=()
+  local kind=$1 threads=$2 cores=0 flags=() bin
   [ "$3" = 1 ] && flags+=(--fastupdate)
   port=$((port + 1)); metrics_port=$((metrics_port + 1))
   if [ "$threads" = 1 ]; then cores=0-1; flags+=(-T); fi
   case $kind in
     jamulus) QT_QPA_PLATFORM=offscreen taskset -c $cores /usr/bin/Jamulus --nogui --server \
                --serverbindip 127.0.0.1 -p "$port" -u 150 "${flags[@]}" >/dev/null 2>&1 & ;;
-    tutti) taskset -c $cores "$tutti" server --serverbindip 127.0.0.1 -p "$port" -u 150 \
+    tutti|tutti-base) bin=$tutti; [ "$kind" = tutti-base ] && bin=$base
+               taskset -c $cores "$bin" server --serverbindip 127.0.0.1 -p "$port" -u 150 \
                --metrics "$metrics_port" "${flags[@]}" >/dev/null 2>&1 & ;;
   esac
   server_pid=$!
@@ -119,9 +124,9 @@ for round in $(seq "$rounds"); do
     gains=${c%-T}; threads=0; [ "$c" != "$gains" ] && threads=1
     echo
     echo "== round $round: $gains gains$([ $threads = 1 ] && echo ', -T') =="
-    printf "%-8s %4s | %6s %6s %6s %6s | %6s | %6s | %5s | %s\n" server N mean p50 p99 max spread jitter full "send p50/p99 ms"
+    printf "%-10s %4s | %6s %6s %6s %6s | %6s | %6s | %5s | %s\n" server N mean p50 p99 max spread jitter full "send p50/p99 ms"
     for n in $ns 150; do
-      for kind in jamulus tutti; do
+      for kind in jamulus tutti ${base:+tutti-base}; do
         [ "$n" = 150 ] && [ "$kind" = jamulus ] && continue
         # 150 clients of 64-sample ticks are beyond one core (bench/jam-server.sh): that row is OPUS
         # with 128-sample ticks, for the server's send delay at full load.
@@ -137,9 +142,9 @@ for round in $(seq "$rounds"); do
           continue
         fi
         sends="-"
-        [ "$kind" = tutti ] && sends=$(send_delay || echo "-")
+        [ "$kind" != jamulus ] && sends=$(send_delay || echo "-")
         stop_server
-        printf "%-8s %4d | %6s %6s %6s %6s | %6s | %6s | %5s | %s\n" "$kind" "$n" \
+        printf "%-10s %4d | %6s %6s %6s %6s | %6s | %6s | %5s | %s\n" "$kind" "$n" \
           "$(field rt_mean_ms "$line")" "$(field rt_p50_ms "$line")" "$(field rt_p99_ms "$line")" \
           "$(field rt_max_ms "$line")" "$(field rt_spread_ms "$line")" "$(field jitter_ms "$line")" \
           "$(field full_rate "$line")/$n" "$sends"

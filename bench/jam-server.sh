@@ -7,6 +7,9 @@
 #   --ns "…"      the client counts to measure
 #   --rt          run server and load generator with real-time priority (chrt -f 50, needs root), so
 #                 that other work on the machine (a build, say) cannot take their cores' time
+#   --baseline BIN  also run another tutti binary (an earlier build, say) as server "tutti-base",
+#                 after the others at each N, and print tutti/base (before/after in one run)
+#   --servers LIST  space-separated subset of "jamulus jamulus-T tutti" to run (default all)
 #
 # For each case (audio format x gains) and each N, every server runs alone, pinned to core 0,
 # (all N clients join at once; the 6 s warm-up covers the 3 s fade-in, during which every new
@@ -33,17 +36,22 @@ cases="opus-default,opus-distinct,opus64-default,opus64-distinct"
 warmup=6
 duration=5
 rt=()
+base=""
+servers="jamulus jamulus-T tutti"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) ns="10 50"; cases="opus-default,opus-distinct"; shift ;;
     --cases) cases="$2"; shift 2 ;;
     --ns) ns="$2"; shift 2 ;;
     --rt) rt=(chrt -f 50); shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --baseline) base="$2"; shift 2 ;;
+    --servers) servers="$2"; shift 2 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "bench/jam-server.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
 
+[ -z "$base" ] || [ -x "$base" ] || { echo "bench/jam-server.sh: --baseline $base is not an executable" >&2; exit 2; }
 [ -x /usr/bin/Jamulus ] || { echo "bench/jam-server.sh: needs the Debian package jamulus (apt-get install jamulus)" >&2; exit 1; }
 [ "$(nproc)" -ge 2 ] || { echo "bench/jam-server.sh: needs 2 cores (server and load generator pinned apart)" >&2; exit 1; }
 cargo build --release --locked -p tutti >&2
@@ -75,6 +83,8 @@ start_server() {
     jamulus-T) QT_QPA_PLATFORM=offscreen "${rt[@]}" taskset -c $server_core /usr/bin/Jamulus --nogui --server \
                --serverbindip 127.0.0.1 -p "$port" -u 150 -T "${flags[@]}" >/dev/null 2>&1 & ;;
     tutti) "${rt[@]}" taskset -c $server_core "$tutti" server --serverbindip 127.0.0.1 -p "$port" -u 150 \
+               "${flags[@]}" >/dev/null 2>&1 & ;;
+    tutti-base) "${rt[@]}" taskset -c $server_core "$base" server --serverbindip 127.0.0.1 -p "$port" -u 150 \
                "${flags[@]}" >/dev/null 2>&1 & ;;
   esac
   server_pid=$!
@@ -127,10 +137,10 @@ for c in "${case_list[@]}"; do
   echo
   echo "== $format, $gains gains$([ $fast = 1 ] && echo ', servers with --fastupdate') =="
   printf "%5s | %-22s | %-22s | %-22s | %13s | %11s\n" N "jamulus ms/cs full RSS" "jamulus-T ms/cs full" "tutti ms/cs full RSS" "tutti/jamulus" "tutti/floor"
-  declare -A max_full=([jamulus]=0 [jamulus-T]=0 [tutti]=0)
+  declare -A max_full=([jamulus]=0 [jamulus-T]=0 [tutti]=0 [tutti-base]=0)
   for n in $ns; do
-    declare -A ms=() full=() rss=()
-    for kind in jamulus jamulus-T tutti; do
+    declare -A ms=([jamulus]=- [jamulus-T]=- [tutti]=-) full=([jamulus]=0 [jamulus-T]=0 [tutti]=0) rss=()
+    for kind in $servers ${base:+tutti-base}; do
       start_server "$kind" $fast
       sleep 0.5
       read -r m f r _ < <(measure "$n" "$format" "$gains")
@@ -144,6 +154,11 @@ for c in "${case_list[@]}"; do
       "${ms[jamulus]}" "${full[jamulus]}" "$n" "$(( ${rss[jamulus]:-0} / 1024 ))M" \
       "${ms[jamulus-T]}" "${full[jamulus-T]}" "$n" \
       "${ms[tutti]}" "${full[tutti]}" "$n" "$(( ${rss[tutti]:-0} / 1024 ))M" "$ratio" "$vs_floor"
+    if [ -n "$base" ]; then
+      printf "%5s   baseline tutti %s ms/cs, %s/%s full, %sM; tutti/baseline %s\n" "" "${ms[tutti-base]}" \
+        "${full[tutti-base]}" "$n" "$(( ${rss[tutti-base]:-0} / 1024 ))" \
+        "$(awk -v a="${ms[tutti]}" -v b="${ms[tutti-base]}" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }')"
+    fi
   done
-  echo "largest N measured with every client at full rate: jamulus ${max_full[jamulus]}, jamulus -T ${max_full[jamulus-T]}, tutti ${max_full[tutti]}"
+  echo "largest N measured with every client at full rate: jamulus ${max_full[jamulus]}, jamulus -T ${max_full[jamulus-T]}, tutti ${max_full[tutti]}${base:+, baseline tutti ${max_full[tutti-base]}}"
 done

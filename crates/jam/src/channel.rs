@@ -15,6 +15,9 @@ use tutti_proto::{AudioFormat, Link};
 
 /// The protocol's channel maximum.
 pub const MAX_CHANNELS: usize = 150;
+/// A decoded frame whose samples all stay below this (−40 dBFS) is quiet: the jitter buffer may cut
+/// its surplus after it unheard.
+const QUIET_PEAK: f32 = 0.01;
 
 /// One connected client.
 pub(crate) struct Channel {
@@ -178,6 +181,7 @@ impl Stream {
             if decoded.is_err() {
                 out.fill(0.0);
             }
+            jitter.set_quiet(out.iter().all(|x| x.abs() < QUIET_PEAK));
             self.input_frames += self.frame;
         }
         &self.input[..tick * self.channels]

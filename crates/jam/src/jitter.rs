@@ -12,7 +12,8 @@
 //! observed with the same size keeps about half the size buffered: docs/perf.md, "Jam latency".)
 //! Auto mode (the Jamulus client's default, and tutti's own client) keeps the earlier behaviour: it
 //! fills to its size, trims only beyond the size plus two, and the size follows the rate of frames
-//! missing at their turn.
+//! missing at their turn; on the server, a surplus its shrinking leaves is cut at a quiet frame only
+//! (a steady stream in sound is never cut: a dropped frame clicks).
 
 /// Smallest and largest sizes a client may ask for (JITT_BUF_SIZE 1…20).
 pub const MIN_SIZE: u16 = 1;
@@ -61,6 +62,8 @@ pub struct JitterBuffer {
     window_underruns: u32,
     window_min_depth: i32,
     quiet_windows: u32,
+    /// Whether the sound played last was quiet (see `set_quiet`).
+    quiet: bool,
     /// Frames that arrived after their turn, frames concealed, frames dropped to cut latency.
     pub late: u64,
     pub lost: u64,
@@ -86,6 +89,7 @@ impl JitterBuffer {
             window_underruns: 0,
             window_min_depth: i32::MAX,
             quiet_windows: 0,
+            quiet: true,
             late: 0,
             lost: 0,
             trimmed: 0,
@@ -118,6 +122,14 @@ impl JitterBuffer {
             self.auto = false;
             self.size = blocks.max(MIN_SIZE);
         }
+    }
+
+    /// Says whether the sound just played was quiet. In auto mode, frames waiting beyond the size
+    /// plus two (what the size's shrinking leaves in a steady stream) are cut only after a quiet
+    /// frame, where the cut is not heard, unless they are more than twice that (a burst after a
+    /// stall). A caller that never says is always quiet: surplus frames are cut at once.
+    pub fn set_quiet(&mut self, quiet: bool) {
+        self.quiet = quiet;
     }
 
     /// Forgets all frames (keeps size and mode), e.g. after a format change.
@@ -189,7 +201,13 @@ impl JitterBuffer {
             self.lost += 1;
             return Pull::Lost;
         }
-        let excess = (depth - i32::from(self.size) - 2).max(self.trim_surplus(depth));
+        let allowance = i32::from(self.size) + 2;
+        let mut over = depth - allowance;
+        if self.auto && !self.quiet && over <= allowance {
+            // What a shrinking size leaves waits for a quiet frame: a cut in sound clicks.
+            over = 0;
+        }
+        let excess = over.max(self.trim_surplus(depth));
         if excess > 0 {
             for _ in 0..excess {
                 self.filled[usize::from(next) % CAPACITY] = false;
@@ -424,6 +442,37 @@ mod tests {
             j.pull();
         }
         assert!(j.size() < grown, "{} !< {grown}", j.size());
+    }
+
+    #[test]
+    fn auto_mode_cuts_what_shrinking_leaves_only_where_it_is_quiet() {
+        let mut j = JitterBuffer::new(3);
+        let mut seq = 0u8;
+        let mut played = Vec::new();
+        for _ in 0..20 * WINDOW {
+            j.put(Some(seq), &frame(seq));
+            seq = seq.wrapping_add(1);
+            j.set_quiet(false);
+            played.extend(pulled(&mut j));
+        }
+        assert!(j.size() <= 3, "a steady stream: the size shrinks ({})", j.size());
+        let expected: Vec<u8> = (0..played.len()).map(|i| i as u8).collect();
+        assert_eq!(played, expected, "every frame of a steady stream in sound is played");
+        assert_eq!((j.trimmed, j.lost), (0, 0));
+        let waiting = j.depth();
+        assert!(waiting > i32::from(j.size()) + 2, "{waiting} frames wait for a quiet moment");
+        j.set_quiet(true);
+        j.put(Some(seq), &frame(seq));
+        assert!(pulled(&mut j).is_some());
+        assert_eq!(j.depth() + 1, i32::from(j.size()) + 2, "cut where it is quiet");
+        // A burst far beyond the size (a stall's backlog) is cut at once, quiet or not.
+        for _ in 0..3 * usize::from(j.size()) + 8 {
+            seq = seq.wrapping_add(1);
+            j.put(Some(seq), &frame(seq));
+        }
+        j.set_quiet(false);
+        assert!(pulled(&mut j).is_some());
+        assert_eq!(j.depth() + 1, i32::from(j.size()) + 2);
     }
 
     #[test]

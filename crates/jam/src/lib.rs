@@ -24,6 +24,6 @@ pub use channel::MAX_CHANNELS;
 pub use chat::TimeOfDay;
 pub use client::{Client, ClientConfig, ClientEvent, Reception};
 pub use recording::{RecordedFrame, RecordingTap};
-pub use server::{ClientSummary, Event, Server, ServerConfig};
+pub use server::{ClientSummary, Event, HandOver, Server, ServerConfig};
 pub use stats::{DropReason, Stats};
 pub use stream::{StreamConfig, StreamTap};

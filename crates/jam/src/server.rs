@@ -23,8 +23,11 @@ use tutti_proto::{Frame, LinkError, Message, JAMULUS_VERSION};
 
 mod directory_roles;
 mod input;
+mod sending;
 mod stream_tick;
 mod tick;
+
+pub use sending::{HandOver, ENCODES_PER_HAND_OVER};
 
 /// A channel is freed after this long without an audio datagram.
 pub const CHANNEL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -116,6 +119,8 @@ pub struct Server {
     pool: Option<rayon::ThreadPool>,
     /// Every distinct personal mix (and its encoder), reused from tick to tick.
     mixes: Vec<SharedMix>,
+    /// Where each mix stands in this tick's rendering (sending.rs).
+    render_state: Vec<sending::Render>,
     // Tick scratch space, sized once.
     inputs: Vec<f32>,
     sources: Vec<Source>,
@@ -163,6 +168,7 @@ impl Server {
                 })
                 .flatten(),
             mixes: Vec::with_capacity(2 * MAX_CHANNELS),
+            render_state: Vec::with_capacity(2 * MAX_CHANNELS),
             inputs: vec![0.0; MAX_CHANNELS * tick * 2],
             sources: vec![Source::default(); MAX_CHANNELS],
             source_channels: vec![0; MAX_CHANNELS],

@@ -208,10 +208,12 @@ fn serve(socket: UdpSocket, mut server: Server, mut recording: RecordingControl,
         }
         let ticks = server.stats().ticks;
         let started = Instant::now();
-        server.handle_timeout(started);
+        // The tick's audio leaves in small batches as it is encoded.
+        server.handle_timeout_handing_over(started, &mut |datagrams| {
+            send_observed(&socket, &mut sending, datagrams, started, &metrics)
+        });
         let ran = server.stats().ticks - ticks;
-        let tick_started = (ran > 0 && server.connected_clients() > 0).then_some(started);
-        if tick_started.is_some() {
+        if ran > 0 && server.connected_clients() > 0 {
             metrics.observe_tick(started.elapsed() / ran as u32);
         }
         while let Ok(command) = inbox.try_recv() {
@@ -221,10 +223,7 @@ fn serve(socket: UdpSocket, mut server: Server, mut recording: RecordingControl,
             }
         }
         recording.poll(&mut server, Instant::now());
-        match tick_started {
-            Some(started) => transmit_observed(&socket, &mut server, &mut sending, started, &metrics),
-            None => transmit(&socket, &mut server, &mut sending),
-        }
+        transmit(&socket, &mut server, &mut sending);
         report(&mut server, &mut log);
         if published.elapsed() >= PUBLISH_EVERY {
             published = Instant::now();
@@ -287,17 +286,18 @@ fn transmit(socket: &UdpSocket, server: &mut Server, sending: &mut SendBatch) {
     server.clear_transmits();
 }
 
-/// `transmit` after a tick: the delay from the tick's start to each batch's hand-over to the kernel
-/// is counted for every audio datagram in the batch.
-fn transmit_observed(
+/// Sends datagrams the tick handed over; the delay from the tick's start to each batch's hand-over
+/// to the kernel is counted for every audio datagram in the batch.
+fn send_observed(
     socket: &UdpSocket,
-    server: &mut Server,
     sending: &mut SendBatch,
+    datagrams: &mut dyn Iterator<Item = (SocketAddr, &[u8])>,
     tick_started: Instant,
     metrics: &ServerMetrics,
 ) {
+    // A full send buffer or an unreachable peer loses that datagram only; audio moves on.
     let audio = std::cell::Cell::new(0u64);
-    let datagrams = server.transmits().inspect(|(_, bytes)| {
+    let datagrams = datagrams.inspect(|(_, bytes)| {
         if matches!(Datagram::classify(bytes), Datagram::Audio(_)) {
             audio.set(audio.get() + 1);
         }
@@ -305,7 +305,6 @@ fn transmit_observed(
     sending.send_all_observed(socket, datagrams, || {
         metrics.observe_sends(tick_started.elapsed(), audio.replace(0));
     });
-    server.clear_transmits();
 }
 
 fn report(server: &mut Server, log: &mut Option<ConnectionLog>) {

@@ -109,7 +109,7 @@ pub fn render(servers: &[(u16, MetricsSnapshot)]) -> String {
     };
     histogram(
         "tutti_tick_duration_seconds",
-        "Time one audio tick took (decode, mix, encode) while clients were connected.",
+        "Time one audio tick took (decode, mix, encode, hand its audio to the kernel) while clients were connected.",
         &|m| &m.ticks,
     );
     histogram(

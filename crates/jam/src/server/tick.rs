@@ -1,10 +1,11 @@
 //! The jam server's clock-driven side: protocol resends, the audio tick (decode every client once,
-//! record, place listeners on shared mixes, mix and encode, send) and freeing departed channels.
+//! record, place listeners on shared mixes, then `sending.rs`) and freeing departed channels.
 
+use super::sending::HandOver;
 use super::{Event, Server, CHANNEL_TIMEOUT};
 use crate::channel::{Channel, Source, MAX_CHANNELS};
 use crate::level;
-use crate::personal_mix::{fill_key, key_hash, MixFormat, SharedMix, TickInput};
+use crate::personal_mix::{fill_key, key_hash, MixFormat, SharedMix};
 use crate::recording::RecordedFrame;
 use rayon::prelude::*;
 use std::time::Instant;
@@ -12,8 +13,13 @@ use tutti_proto::message::RecorderState;
 use tutti_proto::Message;
 
 impl Server {
-    /// Runs whatever is due at `now`: the audio ticks, protocol resends, timeouts.
+    /// Runs whatever is due at `now`: the audio ticks, protocol resends, timeouts. Everything to send
+    /// waits in the outbox (see also `handle_timeout_handing_over`).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.run_timeout(now, None);
+    }
+
+    pub(super) fn run_timeout(&mut self, now: Instant, mut hand_over: Option<&mut HandOver<'_>>) {
         self.handle_directory_timers(now);
         for index in 0..self.channels.len() {
             if let Some(channel) = self.channels[index].as_mut() {
@@ -31,7 +37,7 @@ impl Server {
             } else {
                 self.next_tick = Some(self.phase.next_tick(due, now, period));
             }
-            self.tick(now);
+            self.tick(now, hand_over.as_deref_mut());
         }
     }
 
@@ -44,7 +50,7 @@ impl Server {
         }
     }
 
-    fn tick(&mut self, now: Instant) {
+    fn tick(&mut self, now: Instant, hand_over: Option<&mut HandOver<'_>>) {
         self.stats.ticks += 1;
         self.tick_count += 1;
         self.free_departed(now);
@@ -62,8 +68,7 @@ impl Server {
         self.record(tick);
         self.stream(now, tick);
         self.place_listeners(tick);
-        self.render(tick);
-        self.send_mixes();
+        self.render_and_send(tick, hand_over);
         // 3. Jitter buffer reports and level meters.
         for index in self.connected_indices() {
             let Some(channel) = self.channels[index].as_mut() else { continue };
@@ -203,44 +208,6 @@ impl Server {
                 mixes[g].claim(hash, key);
             }
             c.mix = Some(g);
-        }
-    }
-
-    /// Tick step 3: mixes and encodes every shared mix that has listeners (in parallel with
-    /// `--multithreading`).
-    fn render(&mut self, tick: usize) {
-        let input = TickInput { samples: &self.inputs, channels: &self.source_channels, tick };
-        let active = &self.active;
-        let render = |mix: &mut SharedMix| {
-            if mix.members > 0 {
-                mix.render(&input, active);
-            }
-        };
-        let mixes = &mut self.mixes;
-        match &self.pool {
-            Some(pool) => pool.install(|| mixes.par_iter_mut().for_each(render)),
-            None => mixes.iter_mut().for_each(render),
-        }
-        self.stats.mixes_rendered += self.mixes.iter().filter(|m| m.members > 0).count() as u64;
-    }
-
-    /// Tick step 4: packs each listener's mix into its datagrams, with its own sequence counter.
-    fn send_mixes(&mut self) {
-        for &index in &self.listeners {
-            let Some(listener) = self.channels[index].as_mut() else { continue };
-            let (Some(stream), Some(mix)) = (listener.stream.as_mut(), listener.mix.and_then(|g| self.mixes.get(g)))
-            else {
-                continue;
-            };
-            let address = listener.address;
-            for coded in mix.coded() {
-                let outbox = &mut self.outbox;
-                let sent = &mut self.stats.audio_packets_out;
-                stream.push_coded(coded, &mut listener.out_counter, &mut self.datagram, |datagram| {
-                    outbox.push(address, datagram);
-                    *sent += 1;
-                });
-            }
         }
     }
 
