@@ -15,9 +15,10 @@ use serde_json::{json, Value};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 use socketioxide::handler::FromMessageParts;
-use socketioxide::socket::Socket;
+use socketioxide::socket::{DisconnectReason, Socket};
 use std::convert::Infallible;
 use std::marker::PhantomData;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -28,6 +29,7 @@ type Shared<A> = State<Arc<Hub<A>>>;
 /// id, and its handlers exist.
 pub(crate) async fn register<A: Adapter>(s: SocketRef<A>, State(hub): Shared<A>) -> Result<(), Infallible> {
     hub.lobby().connect(s.id, Instant::now());
+    hub.counters.connected.fetch_add(1, Ordering::Relaxed);
     s.on("find", done::<Find>);
     s.on("next", done::<Next>);
     s.on("stop", done::<Stop>);
@@ -279,13 +281,9 @@ async fn redis_worker<A: Adapter>(s: SocketRef<A>, hub: Arc<Hub<A>>, mut jobs: m
     hub.deliver(notices).await;
 }
 
-async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(hub): Shared<A>) {
-    let notices = hub.lobby().disconnect(s.id);
-    match &hub.pairing {
-        Pairing::Local => hub.deliver(notices).await,
-        // dropping the sender ends the worker, which then leaves the shared queue
-        Pairing::Redis { workers, .. } => drop(workers.lock().unwrap_or_else(|p| p.into_inner()).remove(&s.id)),
-    }
+async fn on_disconnect<A: Adapter>(s: SocketRef<A>, reason: DisconnectReason, State(hub): Shared<A>) {
+    hub.counters.disconnected(reason);
+    hub.forget(s.id).await;
 }
 
 /// Acks the outcome; a strike-worthy refusal counts towards the abuse limit, which disconnects.

@@ -2,6 +2,7 @@
 //! matching), the online counter, and delivery of [`Notice`]s and relayed events to sockets, local or
 //! (through the Redis adapter) on another process. No lock is held across an await.
 
+use crate::metrics::Counters;
 use crate::redis_queue::RedisQueue;
 use crate::{Error, Interests, Lobby, LobbyConfig, Notice, Online};
 use base64::Engine;
@@ -13,9 +14,13 @@ use socketioxide::socket::Sid;
 use socketioxide::SocketIo;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+
+/// How long a socket may take from its connect middleware to the namespace (a Redis round trip or
+/// two) before [`Hub::sweep`] takes it for gone.
+const ORPHAN_AFTER: Duration = Duration::from_secs(10);
 
 /// One checked client request, ready to be carried out.
 pub(crate) enum Job {
@@ -74,6 +79,8 @@ pub(crate) struct Hub<A: Adapter> {
     /// The last total counted (scaled out: over every process), for sockets that just connected.
     last_total: AtomicUsize,
     io: OnceLock<SocketIo<A>>,
+    /// The shell's counters for `/metrics`.
+    pub(crate) counters: Arc<Counters>,
 }
 
 impl<A: Adapter> Hub<A> {
@@ -86,6 +93,7 @@ impl<A: Adapter> Hub<A> {
             online: Mutex::new(Online::default()),
             last_total: AtomicUsize::new(0),
             io: OnceLock::new(),
+            counters: Arc::default(),
         }
     }
 
@@ -335,6 +343,32 @@ impl<A: Adapter> Hub<A> {
         let due = self.online.lock().unwrap_or_else(|p| p.into_inner()).due(count);
         if let Some(count) = due {
             let _ = self.io().local().emit("online", &json!({ "count": count })).await;
+        }
+    }
+
+    /// The socket is gone: it leaves the lobby, and its partner is told. Scaled out, dropping its
+    /// worker's sender ends the worker, which then leaves the shared queue.
+    pub(crate) async fn forget(&self, id: Sid) {
+        let notices = self.lobby().disconnect(id);
+        match &self.pairing {
+            Pairing::Local => self.deliver(notices).await,
+            Pairing::Redis { workers, .. } => drop(workers.lock().unwrap_or_else(|p| p.into_inner()).remove(&id)),
+        }
+    }
+
+    /// Forgets the sockets that never finished connecting. socketioxide runs the connect middleware
+    /// (which registers a socket here) on a task of its own; when the connection closes before that
+    /// task has added the socket to the namespace, the socket is dropped without a disconnect, and
+    /// only its absence from the namespace tells (reconnect storms hit this: see
+    /// docs/reliability.md). A socket registered more than `ORPHAN_AFTER` ago that the namespace does
+    /// not hold is gone.
+    pub(crate) async fn sweep(&self) {
+        let Some(before) = Instant::now().checked_sub(ORPHAN_AFTER) else { return };
+        let registered = self.lobby().connected_before(before);
+        let gone: Vec<Sid> = registered.into_iter().filter(|id| self.io().get_socket(*id).is_none()).collect();
+        for id in gone {
+            self.counters.orphans.fetch_add(1, Ordering::Relaxed);
+            self.forget(id).await;
         }
     }
 
