@@ -14,7 +14,7 @@
 //!                                   default 500) through a quiet window, ABUSERS abusive sockets for the
 //!                                   next, and a window after they left (seconds each); see
 //!                                   tutti_lobby::load::scenario. LOBBY_ABUSE_SOURCE: the abusers' source
-//!                                   address.
+//!                                   address; ABUSE_ROUNDS: abuse windows one after the other (1).
 //!
 //! Prints one line `result {json}`.
 
@@ -419,6 +419,7 @@ fn run_abuse(args: &[String], addr: SocketAddr) {
         quiet: Duration::from_secs(n(4)),
         abuse: Duration::from_secs(n(5)),
         after: Duration::from_secs(n(6)),
+        rounds: std::env::var("ABUSE_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1),
         server_pid: Some(n(7) as u32).filter(|p| *p != 0),
     });
     println!("result {}", report.json());

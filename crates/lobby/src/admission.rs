@@ -5,6 +5,10 @@
 //! `503 Service Unavailable` (plain HTTP; a TLS client just sees the connection close) and closed, the
 //! spare taken again, and the refusal counted. Connections already open are not touched, and new ones
 //! are accepted again as soon as descriptors are free.
+//!
+//! New connections are also paced (`--accept-rate`, a token bucket of one second's worth): a
+//! reconnect storm then waits in the kernel's queue, which costs nothing, instead of taking the
+//! processor from the sockets already connected with handshakes.
 
 use crate::metrics::Counters;
 use std::fs::File;
@@ -37,6 +41,44 @@ pub(crate) struct Admission {
     answer_http: bool,
     counters: Arc<Counters>,
     warned: Option<Instant>,
+    pace: Pace,
+}
+
+/// A token bucket for accepts: `rate` a second, up to one second's worth at once; 0: no pacing.
+#[derive(Debug)]
+struct Pace {
+    rate: f64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl Pace {
+    fn new(rate: f64) -> Pace {
+        Pace { rate, tokens: rate, refilled: Instant::now() }
+    }
+
+    /// Waits until one more connection may be accepted, and counts it.
+    async fn next(&mut self, counters: &Counters) {
+        if self.rate <= 0.0 {
+            return;
+        }
+        let mut waited = false;
+        loop {
+            let now = Instant::now();
+            let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+            self.tokens = (self.tokens + elapsed * self.rate).min(self.rate.max(1.0));
+            self.refilled = now;
+            if self.tokens >= 1.0 {
+                self.tokens -= 1.0;
+                if waited {
+                    counters.paced.fetch_add(1, Ordering::Relaxed);
+                }
+                return;
+            }
+            waited = true;
+            tokio::time::sleep(Duration::from_secs_f64((1.0 - self.tokens) / self.rate)).await;
+        }
+    }
 }
 
 fn take_spare() -> Option<File> {
@@ -44,8 +86,9 @@ fn take_spare() -> Option<File> {
 }
 
 impl Admission {
-    pub(crate) fn new(tcp: TcpListener, answer_http: bool, counters: Arc<Counters>) -> Self {
-        Admission { tcp, spare: take_spare(), answer_http, counters, warned: None }
+    /// `accept_rate`: connections accepted a second at most (0: any number).
+    pub(crate) fn new(tcp: TcpListener, answer_http: bool, counters: Arc<Counters>, accept_rate: f64) -> Self {
+        Admission { tcp, spare: take_spare(), answer_http, counters, warned: None, pace: Pace::new(accept_rate) }
     }
 
     pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -54,6 +97,7 @@ impl Admission {
 
     /// The next connection this process has room for.
     pub(crate) async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+        self.pace.next(&self.counters).await;
         loop {
             match self.tcp.accept().await {
                 Ok(accepted) => {

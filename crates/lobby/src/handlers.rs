@@ -74,6 +74,14 @@ impl<A: Adapter, E: Event> FromMessageParts<A> for Handled<E> {
         let Ok(State(hub)) = Shared::<A>::from_message_parts(s, v, ack_id) else { return Ok(Handled(PhantomData)) };
         let Ok(ack) = AckSender::from_message_parts(s, v, ack_id);
         let Ok(socket) = SocketRef::from_message_parts(s, v, ack_id);
+        // a packet far above what the event may carry is refused unparsed (a flood of oversized
+        // packets must not cost a JSON parse each)
+        let limit = E::max_packet(&hub.config.limits);
+        if v.len() > limit {
+            let too_large = Error::TooLarge { what: "event", limit, unit: "bytes" };
+            handle(&socket, &hub, ack, || Err(too_large));
+            return Ok(Handled(PhantomData));
+        }
         let Ok(TryData(data)) = TryData::<Value>::from_message_parts(s, v, ack_id);
         handle(&socket, &hub, ack, || E::job(data.ok(), &hub.config.limits));
         Ok(Handled(PhantomData))
@@ -83,7 +91,16 @@ impl<A: Adapter, E: Event> FromMessageParts<A> for Handled<E> {
 /// One client event: how its payload becomes a [`Job`].
 trait Event: Send + Sync + 'static {
     fn job(data: Option<Value>, limits: &Limits) -> Result<Job, Error>;
+
+    /// The largest packet (event name, payload and framing, as received) worth parsing: well above
+    /// any valid one (a proof's three fields of 1 KiB, ten interests).
+    fn max_packet(_: &Limits) -> usize {
+        8 * 1024
+    }
 }
+
+/// Room for an event's name, framing and field names around its payload.
+const FRAMING: usize = 1024;
 
 struct Find;
 struct Next;
@@ -135,6 +152,10 @@ impl Event for Stop {
 }
 
 impl Event for Signal {
+    fn max_packet(limits: &Limits) -> usize {
+        limits.signal_bytes + FRAMING
+    }
+
     /// `{data}`: opaque JSON, at most `signal_bytes` once encoded.
     fn job(data: Option<Value>, limits: &Limits) -> Result<Job, Error> {
         let data = match data {
@@ -148,6 +169,11 @@ impl Event for Signal {
 }
 
 impl Event for Message {
+    /// Characters escaped as `\uXXXX` take six bytes.
+    fn max_packet(limits: &Limits) -> usize {
+        limits.text_chars * 6 + FRAMING
+    }
+
     /// `{text: string}`, at most `text_chars` characters.
     fn job(data: Option<Value>, limits: &Limits) -> Result<Job, Error> {
         let text = match data {

@@ -22,6 +22,9 @@ use tokio::sync::mpsc;
 /// two) before [`Hub::sweep`] takes it for gone.
 const ORPHAN_AFTER: Duration = Duration::from_secs(10);
 
+/// How many sockets must have left since the sweep saw the most before memory is given back.
+const TRIM_AFTER_LEAVING: usize = 32;
+
 /// One checked client request, ready to be carried out.
 pub(crate) enum Job {
     Find(Interests),
@@ -81,6 +84,8 @@ pub(crate) struct Hub<A: Adapter> {
     io: OnceLock<SocketIo<A>>,
     /// The shell's counters for `/metrics`.
     pub(crate) counters: Arc<Counters>,
+    /// The most sockets seen by the sweep since memory was last given back.
+    most_sockets: AtomicUsize,
 }
 
 impl<A: Adapter> Hub<A> {
@@ -94,6 +99,7 @@ impl<A: Adapter> Hub<A> {
             last_total: AtomicUsize::new(0),
             io: OnceLock::new(),
             counters: Arc::default(),
+            most_sockets: AtomicUsize::new(0),
         }
     }
 
@@ -369,6 +375,23 @@ impl<A: Adapter> Hub<A> {
         for id in gone {
             self.counters.orphans.fetch_add(1, Ordering::Relaxed);
             self.forget(id).await;
+        }
+        self.give_back_memory();
+    }
+
+    /// Once many sockets have left (a crowd gone, abusers cut), hands the memory they used back to
+    /// the system: glibc's allocator keeps freed memory inside its arenas otherwise, and the process
+    /// would stay at its high-water mark.
+    fn give_back_memory(&self) {
+        let sockets = self.lobby().counts().sockets;
+        let most = self.most_sockets.fetch_max(sockets, Ordering::Relaxed).max(sockets);
+        if sockets + TRIM_AFTER_LEAVING <= most {
+            self.most_sockets.store(sockets, Ordering::Relaxed);
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only returns free memory of the allocator's own arenas.
+            unsafe {
+                libc::malloc_trim(0);
+            }
         }
     }
 

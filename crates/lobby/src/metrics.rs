@@ -42,6 +42,8 @@ pub(crate) struct Counters {
     pub(crate) refused_no_fd: AtomicU64,
     /// Sockets forgotten because their connection closed before they finished connecting.
     pub(crate) orphans: AtomicU64,
+    /// Connections whose accept waited for the accept rate.
+    pub(crate) paced: AtomicU64,
     /// Other accept errors (each followed by a short pause).
     pub(crate) accept_errors: AtomicU64,
 }
@@ -85,6 +87,12 @@ impl Counters {
             "counter",
             "Sockets whose connection closed while they were connecting, forgotten by the periodic sweep.",
             load(&self.orphans),
+        );
+        one(
+            "lobby_accepts_paced_total",
+            "counter",
+            "Connections accepted only after waiting for the accept rate (--accept-rate).",
+            load(&self.paced),
         );
         one("lobby_accept_errors_total", "counter", "Other errors accepting a connection.", load(&self.accept_errors));
         let name = "lobby_sockets_disconnected_total";

@@ -57,18 +57,29 @@ pub struct AbuseReport {
     pub by: [Tally; BEHAVIOURS.len()],
 }
 
+impl Tally {
+    fn add(&mut self, b: &Tally) {
+        self.cycles += b.cycles;
+        self.connects += b.connects;
+        self.connect_failures += b.connect_failures;
+        self.frames += b.frames;
+        self.cut += b.cut;
+        self.closed += b.closed;
+        self.survived += b.survived;
+        self.cut_ms += b.cut_ms;
+    }
+}
+
 impl AbuseReport {
     pub fn total(&self) -> Tally {
-        self.by.iter().fold(Tally::default(), |a, b| Tally {
-            cycles: a.cycles + b.cycles,
-            connects: a.connects + b.connects,
-            connect_failures: a.connect_failures + b.connect_failures,
-            frames: a.frames + b.frames,
-            cut: a.cut + b.cut,
-            closed: a.closed + b.closed,
-            survived: a.survived + b.survived,
-            cut_ms: a.cut_ms + b.cut_ms,
-        })
+        let mut total = Tally::default();
+        self.by.iter().for_each(|t| total.add(t));
+        total
+    }
+
+    /// Adds another run's tallies.
+    pub fn add(&mut self, other: &AbuseReport) {
+        self.by.iter_mut().zip(&other.by).for_each(|(a, b)| a.add(b));
     }
 
     pub fn json(&self) -> Value {
@@ -99,15 +110,7 @@ pub async fn run(addr: SocketAddr, source: Option<IpAddr>, sockets: usize, until
                 let t = tokio::time::timeout_at(until.into(), one_cycle(addr, source, which, i, cycle)).await;
                 if let Ok(t) = t {
                     let mut r = report.borrow_mut();
-                    let sum = &mut r.by[which];
-                    sum.cycles += 1;
-                    sum.connects += t.connects;
-                    sum.connect_failures += t.connect_failures;
-                    sum.frames += t.frames;
-                    sum.cut += t.cut;
-                    sum.closed += t.closed;
-                    sum.survived += t.survived;
-                    sum.cut_ms += t.cut_ms;
+                    r.by[which].add(&Tally { cycles: 1, ..t });
                     if t.connect_failures > 0 {
                         drop(r);
                         // the server refuses: try again soon, not in a tight loop

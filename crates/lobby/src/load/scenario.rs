@@ -29,6 +29,9 @@ pub struct Scenario {
     pub abuse: Duration,
     /// The window after the abusers left (and the server settled).
     pub after: Duration,
+    /// Abuse windows, one after the other, each once the server settled from the one before (the
+    /// latency window `during` is the first).
+    pub rounds: usize,
     /// The server's PID, for its RSS.
     pub server_pid: Option<u32>,
 }
@@ -46,6 +49,8 @@ pub struct ScenarioReport {
     pub rss_baseline_kib: u64,
     pub rss_peak_kib: u64,
     pub rss_after_kib: u64,
+    /// With several rounds: the RSS after each (the last one is `rss_after_kib`).
+    pub rss_rounds_kib: Vec<u64>,
     /// Seconds from the abusers' end until the server counted only the honest sockets (None: never).
     pub settled_secs: Option<f64>,
     /// The server's socket count when settled, or when it gave up waiting.
@@ -81,7 +86,7 @@ impl ScenarioReport {
                 "quiet": self.quiet, "during": self.during, "after": self.after,
                 "p99_ratio": p99(&self.during) / p99(&self.quiet),
                 "rss_baseline_kib": self.rss_baseline_kib, "rss_peak_kib": self.rss_peak_kib,
-                "rss_after_kib": self.rss_after_kib, "settled_secs": self.settled_secs, "sockets_left": self.sockets_left,
+                "rss_after_kib": self.rss_after_kib, "rss_rounds_kib": self.rss_rounds_kib, "settled_secs": self.settled_secs, "sockets_left": self.sockets_left,
                 "abusers": self.abuse.json(), "server": server })
     }
 }
@@ -103,49 +108,57 @@ pub fn run(s: &Scenario) -> ScenarioReport {
     let rss_baseline_kib = sample_rss(rss, Duration::from_secs(1));
     let metrics_before = metrics(s.addr);
     let abuse_from = Instant::now();
-    let until = abuse_from + s.abuse;
-    let abusers = {
-        let s = s.clone();
-        std::thread::spawn(move || {
-            below_realtime();
-            current_thread().block_on(abuse::run(s.addr, s.abuse_source, s.abusers, until))
-        })
-    };
-    let mut rss_peak_kib = rss_baseline_kib;
-    while !abusers.is_finished() {
-        rss_peak_kib = rss_peak_kib.max(rss());
-        std::thread::sleep(Duration::from_millis(100));
+    let mut abuse_report = abuse::AbuseReport::default();
+    let (mut rss_peak_kib, mut rss_rounds_kib) = (rss_baseline_kib, Vec::new());
+    let (mut settled_secs, mut sockets_left) = (None, None);
+    for round in 0..s.rounds.max(1) {
+        if round > 0 {
+            rss_rounds_kib.push(sample_rss(rss, Duration::from_secs(1)));
+        }
+        let until = Instant::now() + s.abuse;
+        let abusers = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                below_realtime();
+                current_thread().block_on(abuse::run(s.addr, s.abuse_source, s.abusers, until))
+            })
+        };
+        while !abusers.is_finished() {
+            rss_peak_kib = rss_peak_kib.max(rss());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        abuse_report.add(&abusers.join().unwrap_or_default());
+        let abuse_to = Instant::now();
+        // the server has settled when only the honest sockets are left
+        settled_secs = loop {
+            sockets_left = sockets(s.addr).or(sockets_left);
+            if sockets_left == Some(s.pairs * 2) {
+                break Some(abuse_to.elapsed().as_secs_f64());
+            }
+            if abuse_to.elapsed() > Duration::from_secs(30) {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
     }
-    let abuse_report = abusers.join().unwrap_or_default();
-    let abuse_to = Instant::now();
-    // the server has settled when only the honest sockets are left
-    let mut sockets_left = None;
-    let settled_secs = loop {
-        sockets_left = sockets(s.addr).or(sockets_left);
-        if sockets_left == Some(s.pairs * 2) {
-            break Some(abuse_to.elapsed().as_secs_f64());
-        }
-        if abuse_to.elapsed() > Duration::from_secs(30) {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
     let after_from = Instant::now();
     std::thread::sleep(s.after.saturating_sub(Duration::from_secs(1)));
     let rss_after_kib = sample_rss(rss, Duration::from_secs(1));
+    rss_rounds_kib.push(rss_after_kib);
     let after_to = Instant::now();
     let metrics_after = metrics(s.addr);
     stop.store(true, Ordering::Relaxed);
     let chat = honest.join().unwrap_or_default();
     ScenarioReport {
         quiet: chat.window(quiet_from, abuse_from),
-        during: chat.window(abuse_from, abuse_to),
+        during: chat.window(abuse_from, abuse_from + s.abuse),
         after: chat.window(after_from, after_to),
         chat,
         abuse: abuse_report,
         rss_baseline_kib,
         rss_peak_kib,
         rss_after_kib,
+        rss_rounds_kib,
         settled_secs,
         sockets_left,
         metrics_before,
