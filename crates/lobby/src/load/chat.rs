@@ -17,8 +17,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// How long the pairs have to connect and match.
 const MATCH_WITHIN: Duration = Duration::from_secs(30);
-/// How long receivers keep reading after the last message was sent.
-const DRAIN: Duration = Duration::from_secs(1);
+/// How long receivers keep reading after the last message was sent (relays under load take long).
+const DRAIN: Duration = Duration::from_secs(3);
 
 /// What the honest sockets saw.
 #[derive(Debug, Default)]
@@ -58,7 +58,7 @@ impl ChatReport {
 }
 
 /// Connects `pairs` × 2 sockets, matches them, and has each send a message every `every` until `stop`
-/// is set; returns once every socket has stopped (a second after, to drain). `ready` is told when
+/// is set; returns once every socket has stopped (three seconds after, to drain). `ready` is told when
 /// every socket is matched (or gave up).
 pub async fn run(
     addr: SocketAddr,
