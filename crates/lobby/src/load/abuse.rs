@@ -109,10 +109,8 @@ pub async fn run(addr: SocketAddr, source: Option<IpAddr>, sockets: usize, until
                 let which = (i + cycle) % BEHAVIOURS.len();
                 let t = tokio::time::timeout_at(until.into(), one_cycle(addr, source, which, i, cycle)).await;
                 if let Ok(t) = t {
-                    let mut r = report.borrow_mut();
-                    r.by[which].add(&Tally { cycles: 1, ..t });
+                    report.borrow_mut().by[which].add(&Tally { cycles: 1, ..t });
                     if t.connect_failures > 0 {
-                        drop(r);
                         // the server refuses: try again soon, not in a tight loop
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
