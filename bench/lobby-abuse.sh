@@ -50,26 +50,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# listen_addr LOG: the IP:PORT a starting lobby announces in LOG (up to 10 s), or nothing
-listen_addr() {
-  local a=""
-  for _ in $(seq 100); do
-    a=$(grep -o 'http://[0-9.:]*' "$1" | head -1 | sed 's|http://||') || true
-    [ -n "$a" ] && break
-    sleep 0.1
-  done
-  echo "$a"
-}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# start_lobby NAME ARGS...: sets lobby_pid and addr
+# start_lobby NAME ARGS...: on a free port; sets lobby_pid and addr once it answers (up to 10 s)
 start_lobby() {
   local log="$out/$1.log"
   shift
-  taskset -c 0 "$tutti" lobby --listen 127.0.0.1:0 "$@" >"$log" 2>&1 &
+  addr="127.0.0.1:$(free_port)"
+  taskset -c 0 "$tutti" lobby --listen "$addr" "$@" >"$log" 2>&1 &
   lobby_pid=$!
   pids+=("$lobby_pid")
-  addr=$(listen_addr "$log")
-  [ -n "$addr" ] || { echo "lobby-abuse.sh: the lobby did not start:" >&2; cat "$log" >&2; exit 1; }
+  for _ in $(seq 100); do
+    curl -s -o /dev/null --max-time 1 "http://$addr/stats" && break
+    sleep 0.1
+  done
+  curl -s -o /dev/null --max-time 1 "http://$addr/stats" || { echo "lobby-abuse.sh: the lobby did not start:" >&2; cat "$log" >&2; exit 1; }
   sleep 1
 }
 
@@ -96,7 +91,7 @@ for phase in $phases; do
       stop_lobby
       ;;
     redis)
-      rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+      rport=$(free_port)
       chrt -o 0 taskset -c 1 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >"$out/redis-server.log" 2>&1 &
       redis_pid=$!
       pids+=("$redis_pid")
