@@ -203,6 +203,43 @@ fn persistence_round_trip_and_snapshots_only_on_change() {
     }
 }
 
+#[test]
+fn a_list_reader_leaves_only_amplification_counters_in_memory_forgotten_when_idle() {
+    let start = Instant::now();
+    let mut d = Directory::new(config(), start);
+    let server = addr([203, 0, 113, 7], 22124);
+    register_and_echo(&mut d, start, server, "Jam");
+    let written = d.take_snapshot(start).expect("the registration is what gets written");
+    // One reader asks like a Jamulus client (never echoes), one like tutti's list client (echoes the cookie).
+    let (plain, proving) = (addr([198, 51, 100, 9], 50000), addr([198, 51, 100, 10], 50001));
+    for i in 0..3 {
+        let now = start + Duration::from_secs(i);
+        request_list(&mut d, now, plain);
+        for (to, message) in request_list(&mut d, now, proving) {
+            if let (true, Message::ClmPingMs(cookie)) = (to == proving, message) {
+                d.handle_datagram(now, proving, &Message::ClmPingMs(cookie).to_datagram(0));
+            }
+        }
+    }
+    let now = start + Duration::from_secs(3);
+    assert!(d.take_snapshot(now).is_none(), "reading the list changes nothing that is written");
+    assert_eq!(d.snapshot(), written);
+    assert!(!written.contains("198.51.100"), "no reader in what is written: {written}");
+    assert_eq!(names(&d), ["Jam"], "only what it lists");
+    assert!(d.tracks_source(plain.ip()) && d.tracks_source(proving.ip()), "counters while they read");
+    // Pruned each minute: two idle minutes forget the plain reader, the proven one goes when its proof (10 min) expires.
+    for (after, plain_kept, proving_kept) in [(119, true, true), (185, false, true), (605, false, false)] {
+        d.handle_timeout(start + Duration::from_secs(after));
+        sent(&mut d);
+        assert_eq!(
+            (d.tracks_source(plain.ip()), d.tracks_source(proving.ip())),
+            (plain_kept, proving_kept),
+            "after {after} s"
+        );
+    }
+    assert_eq!(names(&d), ["Jam"]);
+}
+
 /// Bytes the directory sent to `victim` per byte it received claiming to come from there.
 fn flood_ratio(policy: ListPolicy, servers: usize, requests: u16) -> (f64, u64) {
     let t0 = Instant::now();

@@ -38,6 +38,6 @@ pub mod server;
 pub mod tls;
 
 pub use config::{IceServer, LobbyConfig, DEFAULT_ACCEPT_RATE};
-pub use relay::{random_secret, random_user_id, TurnAccess, DEFAULT_TURN_TTL};
+pub use relay::{random_user_id, TurnAccess, DEFAULT_TURN_TTL};
 pub use server::LobbyServer;
 pub use tls::TlsFiles;

@@ -78,13 +78,6 @@ pub fn random_user_id() -> Result<String, Error> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// A random shared secret for a relay started in the same process (32 bytes, base64url).
-pub fn random_secret() -> Result<String, Error> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| Error::Config(format!("no randomness: {e}")))?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,7 +127,6 @@ mod tests {
         assert_eq!(a.len(), 12);
         assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'), "{a}");
         assert!(!a.contains(':'), "the ID must not end the expiry field early");
-        assert_ne!(random_secret().unwrap(), random_secret().unwrap());
     }
 
     #[test]

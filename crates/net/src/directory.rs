@@ -43,7 +43,7 @@ impl RunningDirectory {
         let socket = bind_udp(options.bind, 0)?;
         let local_addr = socket.local_addr()?;
         if options.config.secret == 0 {
-            options.config.secret = random_secret();
+            options.config.secret = cookie_secret();
         }
         let now = Instant::now();
         let mut directory = Directory::new(options.config, now);
@@ -182,7 +182,8 @@ pub fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
     result
 }
 
-fn random_secret() -> u64 {
+/// A random key for the directory's address cookies (never 0, which means "pick one").
+pub fn cookie_secret() -> u64 {
     let mut h = RandomState::new().build_hasher();
     h.write_u64(std::process::id().into());
     h.finish() | 1

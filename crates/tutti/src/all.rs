@@ -340,16 +340,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
-
     fn plan(argv: &[&str]) -> anyhow::Result<Plan> {
-        Cli::try_parse_from(std::iter::once("all").chain(argv.iter().copied()))?.args.plan()
+        crate::config_file::parse_args::<Args>("all", argv)?.plan()
     }
 
     fn file(name: &str, text: &str) -> PathBuf {

@@ -58,3 +58,11 @@ pub fn data_dir(part: &str) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
     let tutti = data.join("tutti");
     Ok((tutti.join(part), Some(tutti)))
 }
+
+/// Parses `argv` as one subcommand's flags (`A`), as `tutti NAME ARGV…` would (for the subcommands' tests).
+#[cfg(test)]
+pub fn parse_args<A: clap::Args + clap::FromArgMatches>(name: &'static str, argv: &[&str]) -> clap::error::Result<A> {
+    let matches = A::augment_args(clap::Command::new(name))
+        .try_get_matches_from(std::iter::once(name).chain(argv.iter().copied()))?;
+    A::from_arg_matches(&matches)
+}

@@ -154,16 +154,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
-
     fn options(argv: &[&str]) -> anyhow::Result<DirectoryOptions> {
-        Cli::try_parse_from(std::iter::once("directory").chain(argv.iter().copied()))?.args.options()
+        crate::config_file::parse_args::<Args>("directory", argv)?.options()
     }
 
     #[test]
@@ -240,7 +232,12 @@ pub fn server_roles(
         };
         return Ok((
             None,
-            Some(DirectoryConfig { own, public_ip, secret: random_secret(), ..DirectoryConfig::default() }),
+            Some(DirectoryConfig {
+                own,
+                public_ip,
+                secret: tutti_net::directory::cookie_secret(),
+                ..DirectoryConfig::default()
+            }),
         ));
     }
     let address = crate::list::resolve(directory).context("--directoryserver")?;
@@ -270,13 +267,6 @@ pub fn server_roles(
         },
     };
     Ok((Some(registration), None))
-}
-
-fn random_secret() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.finish() | 1
 }
 
 #[cfg(test)]

@@ -381,16 +381,8 @@ pub(crate) async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
-
     fn settings(argv: &[&str]) -> anyhow::Result<Settings> {
-        Cli::try_parse_from(std::iter::once("lobby").chain(argv.iter().copied()))?.args.settings()
+        crate::config_file::parse_args::<Args>("lobby", argv)?.settings()
     }
 
     #[test]
@@ -449,7 +441,7 @@ mod tests {
         assert_ne!(port, 0);
         let access = s.lobby.turn.clone().expect("credentials for it");
         assert_eq!(access.urls(), [format!("turn:127.0.0.1:{port}"), format!("turn:127.0.0.1:{port}?transport=tcp")]);
-        assert_eq!(relay.secret().len(), 43, "32 random bytes");
+        assert_eq!(relay.secret().len(), 64, "32 random bytes, hex");
         assert!(!format!("{relay:?}{access:?}").contains(relay.secret()));
         relay.stop().unwrap();
     }

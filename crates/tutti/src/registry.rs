@@ -147,16 +147,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
-
     fn settings(argv: &[&str]) -> anyhow::Result<RegistryConfig> {
-        Cli::try_parse_from(std::iter::once("registry").chain(argv.iter().copied()))?.args.settings()
+        crate::config_file::parse_args::<Args>("registry", argv)?.settings()
     }
 
     #[test]

@@ -271,7 +271,7 @@ impl EmbeddedTurn {
 
     /// Starts the relay on its own thread with a random secret that exists only in this process.
     pub fn start(&self) -> anyhow::Result<EmbeddedRelay> {
-        let secret = tutti_lobby::random_secret()?;
+        let secret = random_secret()?;
         let args = Args {
             listening_ip: vec![self.ip],
             listening_port: Some(self.port),
@@ -383,16 +383,8 @@ fn render(s: &Stats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
-
     fn settings(argv: &[&str]) -> anyhow::Result<Settings> {
-        Cli::try_parse_from(std::iter::once("turn").chain(argv.iter().copied()))?.args.settings()
+        crate::config_file::parse_args::<Args>("turn", argv)?.settings()
     }
 
     #[test]

@@ -5,29 +5,12 @@
 mod tutti_process;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tutti_jam::ClientEvent;
 use tutti_net::Command as ClientCommand;
 
-use tutti_process::{traced_child, Traced};
-
 fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Threads, states and kernel wait channels of a process, for a failure message.
-fn process_state(pid: u32) -> String {
-    let mut out = String::new();
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for task in tasks.flatten() {
-            let path = task.path();
-            let read = |f: &str| std::fs::read_to_string(path.join(f)).unwrap_or_default();
-            let state = read("status").lines().find(|l| l.starts_with("State")).unwrap_or("").to_string();
-            out += &format!("{:?} {} {} {}\n", task.file_name(), read("comm").trim(), read("wchan"), state);
-        }
-    }
-    out
 }
 
 /// Runs `f` on a thread of its own and waits at most `limit` for it: a stuck step fails the test
@@ -42,10 +25,6 @@ fn within<T: Send + 'static>(limit: Duration, what: &str, f: impl FnOnce() -> T 
 
 #[test]
 fn default_server_writes_nothing_and_talks_only_to_its_client() {
-    assert!(
-        Command::new("strace").arg("-V").stdout(Stdio::null()).status().is_ok_and(|s| s.success()),
-        "strace is needed: run ./scripts/test.sh, which installs it"
-    );
     let dir = std::env::temp_dir().join(format!("tutti-privacy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let trace = dir.join("trace.txt");
@@ -53,20 +32,8 @@ fn default_server_writes_nothing_and_talks_only_to_its_client() {
     let port = free_udp_port();
     let port_arg = port.to_string();
     let command = [env!("CARGO_BIN_EXE_tutti"), "server", "--port", &port_arg, "--serverbindip", "127.0.0.1"];
-    let tracer = Command::new("strace")
-        // -s 64: sendmmsg batches (up to 64 datagrams) are printed in full, not as "[...]".
-        .args(["-f", "-qq", "-s", "64", "-e", "trace=connect,sendto,sendmsg,sendmmsg,open,openat,creat", "-o"])
-        .arg(&trace)
-        .args(command)
-        .env("RUST_LOG", "trace") // even the most verbose diagnostics must not leak
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .expect("start strace");
-    let tutti = traced_child(tracer.id(), &command);
-    let mut traced = Traced { tracer, tutti };
+    let syscalls = "connect,sendto,sendmsg,sendmmsg,open,openat,creat";
+    let mut traced = tutti_process::strace(syscalls, &trace, &dir, &stderr, &command);
     std::thread::sleep(Duration::from_millis(500));
 
     let server = SocketAddr::from(([127, 0, 0, 1], port));
@@ -82,18 +49,7 @@ fn default_server_writes_nothing_and_talks_only_to_its_client() {
     std::thread::sleep(Duration::from_millis(1000)); // a second of audio both ways
     within(Duration::from_secs(10), "stopping the client", move || client.stop()).unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    tutti_process::signal(tutti, libc::SIGTERM);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = traced.tracer.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            panic!("tutti did not stop within 10 s of SIGTERM:\n{}", process_state(tutti));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "tutti exits cleanly on SIGTERM");
+    traced.terminate(Duration::from_secs(10));
 
     let trace = std::fs::read_to_string(&trace).unwrap();
     let diagnostics = std::fs::read_to_string(&stderr).unwrap();
@@ -114,15 +70,11 @@ fn default_server_writes_nothing_and_talks_only_to_its_client() {
     // No connect() anywhere (Jamulus connects a socket to 1.1.1.1 to find its public address).
     assert!(!trace.lines().any(|l| l.contains(" connect(")), "tutti connected somewhere:\n{trace}");
     // Every datagram went to the client.
-    let wanted = format!("sin_port=htons({}), sin_addr=inet_addr(\"127.0.0.1\")", client_address.port());
-    let mut sends = 0;
-    for line in trace.lines().filter(|l| l.contains("send")) {
-        assert!(!line.contains("[...]") && !line.contains(", ...]"), "strace left out datagrams: {line}");
-        for destination in line.split("msg_name=").skip(1).chain(line.split(", {sa_family=").skip(1)) {
-            sends += 1;
-            assert!(destination.contains(&wanted), "tutti sent to someone else: {line}");
-        }
+    let sends = tutti_process::datagram_destinations(&trace);
+    for destination in &sends {
+        assert_eq!(*destination, client_address, "tutti sent to someone else:\n{trace}");
     }
+    let sends = sends.len();
     assert!(sends > 100, "the server did send audio to the client ({sends} sends traced)");
     // Diagnostics: no chat text, no profile name, no client address.
     assert!(!diagnostics.contains("my secret chat line"), "chat text in the diagnostics:\n{diagnostics}");

@@ -9,13 +9,12 @@ mod tutti_process;
 use serde_json::json;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::impair::ImpairedLink;
 use support::{free_tcp_port, free_udp_port, wait_until, JsonRpc, StateDir};
 use tutti_jam::{ClientConfig, ClientEvent};
 use tutti_net::{Command as ClientCommand, RunningClient};
-use tutti_process::{traced_child, Traced, Tutti};
+use tutti_process::Tutti;
 use tutti_proto::message::Profile;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -70,7 +69,13 @@ fn no_client_ip_address_is_ever_sent_to_another_client() {
     let alice_port = alice.local_addr().port();
     alice.command(ClientCommand::Chat("hello from Alice".into()));
     alice.command(ClientCommand::Profile(Profile { name: "Alice2".into(), ..Default::default() }));
-    std::thread::sleep(Duration::from_secs(2));
+    // Until Bob has had her chat and a good deal of audio (seconds on a quiet machine, more under load).
+    let heard_enough = || {
+        let seen = link.impairment.to_client.lock().unwrap();
+        seen.len() > 200 && String::from_utf8_lossy(&seen.concat()).contains("hello from Alice")
+    };
+    assert!(wait_until(WAIT, heard_enough), "Bob heard Alice's chat and audio");
+    std::thread::sleep(Duration::from_secs(1)); // her profile change and more audio
     alice.stop().expect("Alice leaves");
     std::thread::sleep(Duration::from_millis(500));
 
@@ -98,10 +103,6 @@ fn no_client_ip_address_is_ever_sent_to_another_client() {
 
 #[test]
 fn chat_text_never_reaches_disk() {
-    assert!(
-        Command::new("strace").arg("-V").stdout(Stdio::null()).status().is_ok_and(|s| s.success()),
-        "strace is needed: run ./scripts/test.sh, which installs it"
-    );
     let state = StateDir::new("tutti-privacy-disk");
     let dir = state.path().to_path_buf();
     let trace = state.file("trace.txt");
@@ -123,19 +124,8 @@ fn chat_text_never_reaches_disk() {
         "--recording",
         recordings.to_str().unwrap(),
     ];
-    let tracer = Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=open,openat,creat,rename,renameat,renameat2", "-o"])
-        .arg(&trace)
-        .args(command)
-        .env("RUST_LOG", "trace")
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(state.file("stderr.txt")).unwrap())
-        .spawn()
-        .expect("start strace");
-    let tutti = traced_child(tracer.id(), &command);
-    let mut traced = Traced { tracer, tutti };
+    let syscalls = "open,openat,creat,rename,renameat,renameat2";
+    let mut traced = tutti_process::strace(syscalls, &trace, &dir, &state.file("stderr.txt"), &command);
     std::thread::sleep(Duration::from_millis(500));
 
     let chat = format!("secret-chat-{}", std::process::id());
@@ -147,20 +137,11 @@ fn chat_text_never_reaches_disk() {
     std::thread::sleep(Duration::from_secs(3));
     pat.stop().expect("the client leaves");
     std::thread::sleep(Duration::from_millis(500));
-    tutti_process::signal(traced.tutti, 15); // SIGTERM: a clean exit closes the recording
-    let _ = traced.tracer.wait();
+    traced.terminate(WAIT); // a clean exit closes the recording
 
     // Every file the server opened for writing, created or renamed into place.
     let trace = std::fs::read_to_string(&trace).unwrap();
-    let mut written: Vec<String> = trace
-        .lines()
-        .filter(|l| l.contains("O_WRONLY") || l.contains("O_RDWR") || l.contains("O_CREAT") || l.contains("rename"))
-        .filter(|l| !l.contains("= -1"))
-        .flat_map(|l| l.split('"').skip(1).step_by(2).map(str::to_string).collect::<Vec<_>>())
-        .filter(|p| !p.starts_with("/dev/") && !p.starts_with("/proc/"))
-        .collect();
-    written.sort();
-    written.dedup();
+    let written = tutti_process::written_files(&trace);
     assert!(written.iter().any(|p| p.ends_with("connections.log")), "the log was written: {written:?}\n{trace}");
     assert!(written.iter().any(|p| p.ends_with(".wav")), "a recording was written: {written:?}");
     let utf16 = |s: &str| s.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>();
@@ -182,6 +163,42 @@ fn chat_text_never_reaches_disk() {
     }
     let stderr = std::fs::read_to_string(state.file("stderr.txt")).unwrap_or_default();
     assert!(!stderr.contains(&chat) && !stderr.contains(&name), "chat or profile in the diagnostics");
+}
+
+#[test]
+fn recordings_and_their_folders_are_readable_by_the_operator_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let state = StateDir::new("tutti-privacy-modes");
+    let recordings = state.file("recordings"); // made by tutti
+    let port = free_udp_port();
+    let args =
+        ["server", "--port", &port.to_string(), "--serverbindip", "127.0.0.1", "-R", recordings.to_str().unwrap()];
+    let mut server = Tutti::start_with_umask(0, &args);
+    assert!(server.wait_for_log("listening", WAIT), "tutti did not start:\n{}", server.log());
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let pat = client(Ipv4Addr::LOCALHOST, address, "Pat");
+    assert!(connected(&pat), "Pat connected");
+    std::thread::sleep(Duration::from_secs(2));
+    pat.stop().expect("Pat leaves");
+    assert_eq!(server.stop(), Some(0), "clean exit:\n{}", server.log());
+
+    // With a umask of 0 every mode is tutti's own choice: folders 0700, files 0600.
+    let mut stack = vec![recordings.clone()];
+    let (mut folders, mut files) = (0, Vec::new());
+    while let Some(path) = stack.pop() {
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        if path.is_dir() {
+            assert_eq!(mode, 0o700, "{} is a folder others can read or enter", path.display());
+            folders += 1;
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            assert_eq!(mode, 0o600, "{} is a file others can read", path.display());
+            files.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    assert!(folders >= 2, "DIR and a session folder under it");
+    assert!(files.iter().any(|f| f.ends_with(".wav")), "a track was recorded: {files:?}");
+    assert!(files.len() >= 2, "and a project file: {files:?}");
 }
 
 #[test]

@@ -202,6 +202,10 @@ impl Guard {
             .retain(|_, s| now.duration_since(s.last_seen) < IDLE_FORGET || s.proven_until.is_some_and(|t| t > now));
     }
 
+    pub fn tracks(&self, ip: IpAddr) -> bool {
+        self.sources.contains_key(&ip)
+    }
+
     pub fn tracked_sources(&self) -> usize {
         self.sources.len()
     }

@@ -230,6 +230,12 @@ impl Directory {
         self.guard.tracked_sources()
     }
 
+    /// Whether the amplification guard holds counters for `ip` (pruned each minute: a list reader
+    /// goes after two idle minutes, a source that proved its address when its proof expires).
+    pub fn tracks_source(&self, ip: std::net::IpAddr) -> bool {
+        self.guard.tracks(ip)
+    }
+
     /// Changes entry 0's max clients (a server that is its own directory: its channel count).
     pub fn set_own(&mut self, own: OwnEntry) {
         self.config.own = own;

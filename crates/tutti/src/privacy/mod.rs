@@ -132,8 +132,8 @@ mod tests {
                     jam.is_directory = true;
                     jam.directory_file = Some(PathBuf::from("/var/lib/tutti/list"));
                 },
-                "saves that list to /var/lib/tutti/list",
-                "in memory, for their listing only",
+                "saves that list (and nothing else) to /var/lib/tutti/list",
+                "for their listing only, in memory",
             ),
             (
                 "--metrics",

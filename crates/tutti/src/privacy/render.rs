@@ -174,16 +174,16 @@ fn jam_section(jam: &JamFacts, out: &mut Vec<Block>) {
         )),
     }
     if jam.is_directory {
-        keeps.push(match &jam.directory_file {
-            None => {
-                "As a directory it keeps the servers that register with it in memory, for their listing only.".into()
-            }
-            Some(file) => format!(
-                "As a directory it keeps the servers that register with it, and saves that list to {} to survive \
-                 restarts; nothing about clients that read the list is kept.",
-                file.display()
-            ),
-        });
+        let where_kept = match &jam.directory_file {
+            None => "in memory".to_string(),
+            Some(file) => format!("and saves that list (and nothing else) to {} to survive restarts", file.display()),
+        };
+        keeps.push(format!(
+            "As a directory it keeps the servers that register with it, for their listing only, {where_kept}. Of \
+             the people who read the list it keeps only request counters per IP address, in memory, against \
+             abuse: forgotten two minutes after their last request (ten for a server that proved its address), \
+             never written anywhere."
+        ));
     }
     out.push(List(keeps));
     out.push(h(3, "Who else is contacted"));
@@ -191,7 +191,9 @@ fn jam_section(jam: &JamFacts, out: &mut Vec<Block>) {
         None => "Nobody: the server only answers the clients that contact it.".into(),
         Some(dir) => format!(
             "The directory {dir}, to be listed there: the server's name, city, country, number of channels and \
-             its address{}. Nothing about you is sent to it.",
+             its address{}. Nothing about you is sent to it. As in Jamulus, when someone reads that directory's \
+             list, the directory may ask this server to send one empty datagram to their address, so that their \
+             router lets the server's answers in.",
             jam.public_ip.as_ref().map_or(String::new(), |ip| format!(" ({ip}, as configured)"))
         ),
     }));

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,6 +29,21 @@ impl Tutti {
         );
         let mut command = Command::new("/usr/bin/prlimit");
         command.arg(format!("--fsize={bytes}")).arg(env!("CARGO_BIN_EXE_tutti"));
+        Tutti::spawn(command, args)
+    }
+
+    /// `tutti ARGS…` started with file-creation mask `mask` (e.g. 0: every mode it asks for is kept, so
+    /// the modes of what it writes are its own choice, not the test runner's umask).
+    pub fn start_with_umask(mask: libc::mode_t, args: &[&str]) -> Tutti {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tutti"));
+        // SAFETY: umask(2) is async-signal-safe and touches no memory of ours.
+        unsafe {
+            command.pre_exec(move || {
+                libc::umask(mask);
+                Ok(())
+            });
+        }
         Tutti::spawn(command, args)
     }
 
@@ -154,6 +169,92 @@ impl Drop for Traced {
             let _ = self.tracer.wait();
         }
     }
+}
+
+/// `command` (tutti's path first) under `strace -f -qq -s 64 -e trace=SYSCALLS -o TRACE`, in `dir`, with
+/// the most verbose diagnostics on (`RUST_LOG=trace`: even they must not leak) going to `stderr`. `-s 64`
+/// prints sendmmsg batches (up to 64 datagrams) in full, not as "[...]". Waits until tutti runs.
+pub fn strace(syscalls: &str, trace: &Path, dir: &Path, stderr: &Path, command: &[&str]) -> Traced {
+    assert!(
+        Command::new("strace").arg("-V").stdout(Stdio::null()).status().is_ok_and(|s| s.success()),
+        "strace is needed: run ./scripts/test.sh, which installs it"
+    );
+    let tracer = Command::new("strace")
+        .args(["-f", "-qq", "-s", "64", "-e", &format!("trace={syscalls}"), "-o"])
+        .arg(trace)
+        .args(command)
+        .env("RUST_LOG", "trace")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(stderr).expect("the stderr file"))
+        .spawn()
+        .expect("start strace");
+    let tutti = traced_child(tracer.id(), command);
+    Traced { tracer, tutti }
+}
+
+impl Traced {
+    /// SIGTERM, then waits up to `limit` for a clean exit; panics (with the threads' states) otherwise.
+    pub fn terminate(&mut self, limit: Duration) {
+        signal(self.tutti, libc::SIGTERM);
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.tracer.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                panic!("tutti did not stop within {limit:?} of SIGTERM:\n{}", process_state(self.tutti));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "tutti exits cleanly on SIGTERM");
+    }
+}
+
+/// Threads, states and kernel wait channels of a process, for a failure message.
+pub fn process_state(pid: u32) -> String {
+    let mut out = String::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            let path = task.path();
+            let read = |f: &str| std::fs::read_to_string(path.join(f)).unwrap_or_default();
+            let state = read("status").lines().find(|l| l.starts_with("State")).unwrap_or("").to_string();
+            out += &format!("{:?} {} {} {}\n", task.file_name(), read("comm").trim(), read("wchan"), state);
+        }
+    }
+    out
+}
+
+/// The destination of every datagram in an strace of sendto/sendmsg/sendmmsg (IPv4), in order.
+/// Panics if strace abbreviated a batch ("[...]"): a left-out datagram would go unchecked.
+pub fn datagram_destinations(trace: &str) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for line in trace.lines().filter(|l| l.contains("send") && !l.contains("= -1")) {
+        assert!(!line.contains("[...]") && !line.contains(", ...]"), "strace left out datagrams: {line}");
+        assert!(!line.contains("sin6_port"), "an IPv6 destination (this parser reads IPv4 only): {line}");
+        for rest in line.split("sin_port=htons(").skip(1) {
+            let port: u16 = rest.split(')').next().and_then(|p| p.parse().ok()).expect("a port");
+            let ip = rest.split("inet_addr(\"").nth(1).and_then(|r| r.split('"').next()).expect("an address");
+            out.push(SocketAddr::new(ip.parse().expect("an IPv4 address"), port));
+        }
+    }
+    out
+}
+
+/// Every path an strace of open/openat/creat/rename shows opened for writing, created or renamed into
+/// place (successful calls only; /dev and /proc left out), sorted, once each.
+pub fn written_files(trace: &str) -> Vec<String> {
+    let mut written: Vec<String> = trace
+        .lines()
+        .filter(|l| l.contains("O_WRONLY") || l.contains("O_RDWR") || l.contains("O_CREAT") || l.contains("rename"))
+        .filter(|l| !l.contains("= -1"))
+        .flat_map(|l| l.split('"').skip(1).step_by(2).map(str::to_string).collect::<Vec<_>>())
+        .filter(|p| !p.starts_with("/dev/") && !p.starts_with("/proc/"))
+        .collect();
+    written.sort();
+    written.dedup();
+    written
 }
 
 /// Sends `signal` to process `pid` (a plain kill(2): no helper process to spawn, nothing to wait on).

@@ -22,6 +22,9 @@ const origin = new URL(url).origin;
 const wsOrigin = origin.replace(/^http/, 'ws');
 const { browser, pages, failures, foreign, step, fail } = await harness(outDir, scenario, { partner: '#partner', id: '#idstatus' });
 
+/** Every request body and WebSocket frame the pages sent (the wire, as the server and the registry see it). */
+const sent = [];
+
 async function open(name, initScript) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 }, acceptDownloads: true });
   if (initScript) await context.addInitScript(initScript);
@@ -29,8 +32,12 @@ async function open(name, initScript) {
     const u = r.url();
     if (!(u.startsWith(origin + '/') || u.startsWith('data:') || u.startsWith('blob:'))) foreign.push(u);
   });
+  context.on('request', (r) => { if (r.postData()) sent.push(r.postData()); });
   const page = await context.newPage();
-  page.on('websocket', (ws) => { if (!ws.url().startsWith(wsOrigin + '/')) foreign.push(ws.url()); });
+  page.on('websocket', (ws) => {
+    if (!ws.url().startsWith(wsOrigin + '/')) foreign.push(ws.url());
+    ws.on('framesent', (f) => sent.push(typeof f.payload === 'string' ? f.payload : Buffer.from(f.payload).toString('latin1')));
+  });
   page.on('pageerror', (e) => failures.push(`${name}: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error') failures.push(`${name} console: ${m.text()}`); });
   await page.goto(url);
@@ -71,8 +78,8 @@ async function partnerVerified(p, text) {
 
 const display = (id) => id.match(/.{4}/g).join(' ');
 
-/** Decrypts an archive the page exported, as `tutti id import` does, and returns the key's ID. */
-async function archiveId(path, password) {
+/** Decrypts an archive the page exported, as `tutti id import` does: its ID and the PKCS#8 key. */
+async function openArchive(path, password) {
   const a = JSON.parse(readFileSync(path, 'utf8'));
   const want = { format: 'tutti-identity-archive', version: 1, kdf: 'pbkdf2-sha256', iterations: 600000, cipher: 'aes-256-gcm' };
   const got = { format: a.format, version: a.version, kdf: a.kdf.name, iterations: a.kdf.iterations, cipher: a.cipher.name };
@@ -89,7 +96,18 @@ async function archiveId(path, password) {
   const spki = Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(jwk.x, 'base64url')]);
   const id = Buffer.from(await crypto.subtle.digest('SHA-1', spki)).toString('hex');
   if (id !== a.id) throw new Error(`the archive's key is ${id}, its id field ${a.id}`);
-  return id;
+  return { id, pkcs8: Buffer.from(pkcs8) };
+}
+
+/** The private key's encodings that could travel: PKCS#8 and its 32-byte seed (RFC 8410: at offset 16;
+ *  the JWK "d"), as base64, base64url and hex. */
+function keyNeedles(pkcs8) {
+  const seed = pkcs8.subarray(16, 48);
+  const out = [];
+  for (const bytes of [pkcs8, seed]) {
+    out.push(bytes.toString('base64').slice(0, 40), bytes.toString('base64url').slice(0, 40), bytes.toString('hex'));
+  }
+  return out;
 }
 
 if (scenario === 'verified') {
@@ -103,8 +121,9 @@ if (scenario === 'verified') {
   const [download] = await Promise.all([a.page.waitForEvent('download', { timeout: 20000 }), a.page.click('#export')]);
   const file = `${outDir}/archive.json`;
   await download.saveAs(file);
-  if (await archiveId(file, 'correct horse battery') !== idA) await fail('the archive holds another key');
-  const wrong = await archiveId(file, 'wrong password').then(() => 'opened', () => 'refused');
+  const exported = await openArchive(file, 'correct horse battery');
+  if (exported.id !== idA) await fail('the archive holds another key');
+  const wrong = await openArchive(file, 'wrong password').then(() => 'opened', () => 'refused');
   if (wrong !== 'refused') await fail('the archive opens with a wrong password');
   step('A exported its key; the archive decrypts to A\'s key with the password, and not without');
   await a.page.click('#start');
@@ -115,6 +134,12 @@ if (scenario === 'verified') {
   await partnerVerified(b, `alice (${display(idA)})`);
   step('matched: both show the partner verified with its registered name');
   await a.page.screenshot({ path: `${outDir}/identity-verified.png` });
+  const wire = sent.join('\n');
+  if (!wire.includes('"signal"') || !wire.includes(idA)) await fail(`the wire capture missed the signaling (${sent.length} sends)`);
+  for (const needle of keyNeedles(exported.pkcs8)) {
+    if (wire.includes(needle)) await fail(`A's private key (${needle.slice(0, 8)}…) was sent by a page`);
+  }
+  step(`A's private key is in none of the ${sent.length} requests and frames the pages sent (registration, signaling)`);
 } else if (scenario === 'tamper') {
   // the man in the middle: A's offer or answer leaves with one byte of its DTLS fingerprint changed
   // (both transports of the Socket.IO client: WebSocket frames and long-polling POST bodies)
