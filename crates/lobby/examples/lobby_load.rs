@@ -9,6 +9,12 @@
 //! figure reads SERVER_PID only (0: none).
 //!   lobby_load match ADDR PAIRS SECS SERVER_PID            find → matched → a message each way → next
 //!   lobby_load relay ADDR PAIRS RATE SECS SERVER_PID       RATE messages/s in all between matched pairs
+//!   lobby_load abuse ADDR ABUSERS PAIRS QUIET ABUSE AFTER SERVER_PID
+//!                                   PAIRS honest pairs chat (a message per socket every CHAT_EVERY_MS,
+//!                                   default 500) through a quiet window, ABUSERS abusive sockets for the
+//!                                   next, and a window after they left (seconds each); see
+//!                                   tutti_lobby::load::scenario. LOBBY_ABUSE_SOURCE: the abusers' source
+//!                                   address; ABUSE_ROUNDS: abuse windows one after the other (1).
 //!
 //! Prints one line `result {json}`.
 
@@ -18,85 +24,9 @@ use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// One Socket.IO client connection.
-struct Conn {
-    ws: Ws,
-}
-
-impl Conn {
-    async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> Result<Conn, String> {
-        let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-        let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
-        if let Some(ip) = source {
-            socket.bind(SocketAddr::new(ip, 0)).map_err(|e| format!("bind {ip}: {e}"))?;
-        }
-        let tcp = socket.connect(addr).await.map_err(|e| e.to_string())?;
-        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-        let (ws, _) =
-            tokio_tungstenite::client_async_with_config(url, MaybeTlsStream::Plain(tcp), Some(small_buffers()))
-                .await
-                .map_err(|e| e.to_string())?;
-        let mut conn = Conn { ws };
-        loop {
-            let text = conn.raw().await.ok_or("closed during the handshake")?;
-            if text.starts_with('0') {
-                conn.ws.send(Message::text("40")).await.map_err(|e| e.to_string())?;
-            } else if text.starts_with("40") {
-                return Ok(conn);
-            }
-        }
-    }
-
-    /// The next text frame, answering pings.
-    async fn raw(&mut self) -> Option<String> {
-        loop {
-            match self.ws.next().await? {
-                Ok(Message::Text(t)) => {
-                    if t.as_str() == "2" {
-                        self.ws.send(Message::text("3")).await.ok()?;
-                        continue;
-                    }
-                    return Some(t.as_str().to_string());
-                }
-                Ok(Message::Close(_)) | Err(_) => return None,
-                Ok(_) => {}
-            }
-        }
-    }
-
-    /// The next event other than `online` (acks are not requested, so none arrive).
-    async fn event(&mut self) -> Option<(String, Value)> {
-        loop {
-            let text = self.raw().await?;
-            if let Some(body) = text.strip_prefix("42") {
-                if let Ok(Value::Array(mut args)) = serde_json::from_str::<Value>(body) {
-                    let data = if args.len() > 1 { args.remove(1) } else { Value::Null };
-                    let name = args[0].as_str().unwrap_or("").to_string();
-                    if name != "online" {
-                        return Some((name, data));
-                    }
-                }
-            }
-        }
-    }
-
-    async fn emit(&mut self, name: &str, data: Value) -> Option<()> {
-        let args = if data.is_null() { json!([name]) } else { json!([name, data]) };
-        self.ws.send(Message::text(format!("42{args}"))).await.ok()
-    }
-}
-
-/// Client buffers for tens of thousands of idle sockets per process (the defaults are 128 KiB).
-fn small_buffers() -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(4096)
-}
+use tutti_lobby::load::scenario::{self, Scenario};
+use tutti_lobby::load::{percentile_ms, rss_kib, Conn};
 
 /// Server CPU time in microseconds from /proc: user and system (kernel) separately.
 #[derive(Clone, Copy, Default)]
@@ -136,15 +66,6 @@ impl Cpu {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Runs the spawned loops of `local` until `end`; returns the server's CPU time from `from` to `end`.
 async fn run_window(local: tokio::task::LocalSet, pid: u32, from: Instant, end: Instant) -> Cpu {
     let (mut cpu0, mut cpu1) = (Cpu::default(), Cpu::default());
@@ -157,14 +78,6 @@ async fn run_window(local: tokio::task::LocalSet, pid: u32, from: Instant, end: 
         })
         .await;
     cpu1.since(cpu0)
-}
-
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i] as f64 / 1000.0
 }
 
 #[derive(Default)]
@@ -368,7 +281,7 @@ async fn run_match(addrs: &[SocketAddr], pairs: usize, secs: u64, pid: u32) {
     let mut result = json!({ "mode": "match", "pairs": pairs, "secs": secs, "matches": t.matches,
             "matches_per_sec": t.matches as f64 / secs as f64, "messages": t.messages,
             "matches_total": t.matches_total,
-            "msg_p50_ms": percentile(&lat, 0.5), "msg_p99_ms": percentile(&lat, 0.99), "errors": t.errors,
+            "msg_p50_ms": percentile_ms(&lat, 0.5), "msg_p99_ms": percentile_ms(&lat, 0.99), "errors": t.errors,
             "stuck": stuck });
     result.as_object_mut().expect("an object").extend(cpu.per(t.matches, "match", secs));
     println!("result {result}");
@@ -446,7 +359,7 @@ async fn run_relay(addrs: &[SocketAddr], pairs: usize, rate: f64, secs: u64, pid
     let mut result = json!({ "mode": "relay", "pairs": pairs, "offered_per_sec": rate, "secs": secs,
             "messages": t.messages, "messages_per_sec": t.messages as f64 / secs as f64,
             "messages_total": t.messages_total,
-            "msg_p50_ms": percentile(&lat, 0.5), "msg_p99_ms": percentile(&lat, 0.99) });
+            "msg_p50_ms": percentile_ms(&lat, 0.5), "msg_p99_ms": percentile_ms(&lat, 0.99) });
     result.as_object_mut().expect("an object").extend(cpu.per(t.messages, "message", secs));
     println!("result {result}");
 }
@@ -454,7 +367,8 @@ async fn run_relay(addrs: &[SocketAddr], pairs: usize, rate: f64, secs: u64, pid
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage =
-        "usage: lobby_load idle ADDR N HOLD_SECS [PID] | match ADDR PAIRS SECS PID | relay ADDR PAIRS RATE SECS PID";
+        "usage: lobby_load idle ADDR N HOLD_SECS [PID] | match ADDR PAIRS SECS PID | relay ADDR PAIRS RATE SECS PID \
+         | abuse ADDR ABUSERS PAIRS QUIET ABUSE AFTER SERVER_PID";
     let arg = |i: usize| args.get(i).unwrap_or_else(|| panic!("{usage}")).clone();
     let addrs: Vec<SocketAddr> = arg(1)
         .split(',')
@@ -462,6 +376,10 @@ fn main() {
         .collect();
     assert!(addrs.iter().all(|a| a.ip().is_loopback()), "the load generator only targets loopback addresses");
     let addr = &addrs[..];
+    if arg(0) == "abuse" {
+        // its own threads and runtimes
+        return run_abuse(&args, addrs[0]);
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {
@@ -484,4 +402,25 @@ fn main() {
             _ => panic!("{usage}"),
         }
     });
+}
+
+fn run_abuse(args: &[String], addr: SocketAddr) {
+    let n =
+        |i: usize| -> u64 { args.get(i).and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("abuse: argument {i}")) };
+    let ip = |var: &str| std::env::var(var).ok().map(|s| s.parse::<IpAddr>().expect("an IP address"));
+    let every_ms = std::env::var("CHAT_EVERY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+    let report = scenario::run(&Scenario {
+        addr,
+        honest_source: ip("LOBBY_LOAD_SOURCE"),
+        abuse_source: ip("LOBBY_ABUSE_SOURCE"),
+        abusers: n(2) as usize,
+        pairs: n(3) as usize,
+        every: Duration::from_millis(every_ms),
+        quiet: Duration::from_secs(n(4)),
+        abuse: Duration::from_secs(n(5)),
+        after: Duration::from_secs(n(6)),
+        rounds: std::env::var("ABUSE_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1),
+        server_pid: Some(n(7) as u32).filter(|p| *p != 0),
+    });
+    println!("result {}", report.json());
 }

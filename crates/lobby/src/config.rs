@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// New connections accepted a second by default: far above what people arriving need (and what a
+/// restarted lobby's users reconnecting at once need: Socket.IO clients spread their reconnects over
+/// seconds), low enough that a reconnect storm cannot take the processor from the pairs talking.
+pub const DEFAULT_ACCEPT_RATE: f64 = 1000.0;
+
 /// One WebRTC ICE server as the page's `RTCPeerConnection` takes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +33,8 @@ pub struct LobbyConfig {
     pub listen: SocketAddr,
     /// Per-socket limits.
     pub limits: Limits,
+    /// New connections accepted a second at most (in bursts of one second's worth; 0: no limit).
+    pub accept_rate: f64,
     /// How long a waiter with interests holds out for a shared one before taking anyone.
     pub fallback_wait: Duration,
     /// ICE servers for the page (none by default: no third party is contacted unless configured).
@@ -63,6 +70,7 @@ impl LobbyConfig {
         LobbyConfig {
             listen,
             limits: Limits::default(),
+            accept_rate: DEFAULT_ACCEPT_RATE,
             fallback_wait: Duration::from_secs(5),
             ice_servers: Vec::new(),
             no_partner_notice_after: Duration::from_secs(15),

@@ -15,9 +15,10 @@ use serde_json::{json, Value};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 use socketioxide::handler::FromMessageParts;
-use socketioxide::socket::Socket;
+use socketioxide::socket::{DisconnectReason, Socket};
 use std::convert::Infallible;
 use std::marker::PhantomData;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -28,6 +29,7 @@ type Shared<A> = State<Arc<Hub<A>>>;
 /// id, and its handlers exist.
 pub(crate) async fn register<A: Adapter>(s: SocketRef<A>, State(hub): Shared<A>) -> Result<(), Infallible> {
     hub.lobby().connect(s.id, Instant::now());
+    hub.counters.connected.fetch_add(1, Ordering::Relaxed);
     s.on("find", done::<Find>);
     s.on("next", done::<Next>);
     s.on("stop", done::<Stop>);
@@ -75,6 +77,14 @@ impl<A: Adapter, E: Event> FromMessageParts<A> for Handled<E> {
         let Ok(State(hub)) = Shared::<A>::from_message_parts(s, v, ack_id) else { return Ok(Handled(PhantomData)) };
         let Ok(ack) = AckSender::from_message_parts(s, v, ack_id);
         let Ok(socket) = SocketRef::from_message_parts(s, v, ack_id);
+        // a packet far above what the event may carry is refused unparsed (a flood of oversized
+        // packets must not cost a JSON parse each)
+        let limit = E::max_packet(&hub.config.limits);
+        if v.len() > limit {
+            let too_large = Error::TooLarge { what: "event", limit, unit: "bytes" };
+            handle(&socket, &hub, ack, || Err(too_large));
+            return Ok(Handled(PhantomData));
+        }
         let Ok(TryData(data)) = TryData::<Value>::from_message_parts(s, v, ack_id);
         handle(&socket, &hub, ack, || E::job(data.ok(), &hub.config.limits));
         Ok(Handled(PhantomData))
@@ -84,7 +94,16 @@ impl<A: Adapter, E: Event> FromMessageParts<A> for Handled<E> {
 /// One client event: how its payload becomes a [`Job`].
 trait Event: Send + Sync + 'static {
     fn job(data: Option<Value>, limits: &Limits) -> Result<Job, Error>;
+
+    /// The largest packet (event name, payload and framing, as received) worth parsing: well above
+    /// any valid one (a proof's three fields of 1 KiB, ten interests).
+    fn max_packet(_: &Limits) -> usize {
+        8 * 1024
+    }
 }
+
+/// Room for an event's name, framing and field names around its payload.
+const FRAMING: usize = 1024;
 
 struct Find;
 struct Next;
@@ -136,6 +155,10 @@ impl Event for Stop {
 }
 
 impl Event for Signal {
+    fn max_packet(limits: &Limits) -> usize {
+        limits.signal_bytes + FRAMING
+    }
+
     /// `{data}`: opaque JSON, at most `signal_bytes` once encoded.
     fn job(data: Option<Value>, limits: &Limits) -> Result<Job, Error> {
         let data = match data {
@@ -149,6 +172,11 @@ impl Event for Signal {
 }
 
 impl Event for Message {
+    /// Characters escaped as `\uXXXX` take six bytes.
+    fn max_packet(limits: &Limits) -> usize {
+        limits.text_chars * 6 + FRAMING
+    }
+
     /// `{text: string}`, at most `text_chars` characters.
     fn job(data: Option<Value>, limits: &Limits) -> Result<Job, Error> {
         let text = match data {
@@ -282,13 +310,9 @@ async fn redis_worker<A: Adapter>(s: SocketRef<A>, hub: Arc<Hub<A>>, mut jobs: m
     hub.deliver(notices).await;
 }
 
-async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(hub): Shared<A>) {
-    let notices = hub.lobby().disconnect(s.id);
-    match &hub.pairing {
-        Pairing::Local => hub.deliver(notices).await,
-        // dropping the sender ends the worker, which then leaves the shared queue
-        Pairing::Redis { workers, .. } => drop(workers.lock().unwrap_or_else(|p| p.into_inner()).remove(&s.id)),
-    }
+async fn on_disconnect<A: Adapter>(s: SocketRef<A>, reason: DisconnectReason, State(hub): Shared<A>) {
+    hub.counters.disconnected(reason);
+    hub.forget(s.id).await;
 }
 
 /// Acks the outcome; a strike-worthy refusal counts towards the abuse limit, which disconnects.

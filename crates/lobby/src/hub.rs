@@ -2,6 +2,7 @@
 //! matching), the online counter, and delivery of [`Notice`]s and relayed events to sockets, local or
 //! (through the Redis adapter) on another process. No lock is held across an await.
 
+use crate::metrics::Counters;
 use crate::redis_queue::RedisQueue;
 use crate::{Error, Interests, Lobby, LobbyConfig, Notice, Online};
 use base64::Engine;
@@ -15,9 +16,16 @@ use socketioxide::{SendError, SocketError};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+
+/// How long a socket may take from its connect middleware to the namespace (a Redis round trip or
+/// two) before [`Hub::sweep`] takes it for gone.
+const ORPHAN_AFTER: Duration = Duration::from_secs(10);
+
+/// How many sockets must have left since the sweep saw the most before memory is given back.
+const TRIM_AFTER_LEAVING: usize = 32;
 
 /// One checked client request, ready to be carried out.
 pub(crate) enum Job {
@@ -78,6 +86,10 @@ pub(crate) struct Hub<A: Adapter> {
     io: OnceLock<SocketIo<A>>,
     /// Held to emit to a socket through its own room ([`Hub::emit_connecting`]) and to leave it.
     marking: Mutex<()>,
+    /// The shell's counters for `/metrics`.
+    pub(crate) counters: Arc<Counters>,
+    /// The most sockets seen by the sweep since memory was last given back.
+    most_sockets: AtomicUsize,
 }
 
 impl<A: Adapter> Hub<A> {
@@ -91,6 +103,8 @@ impl<A: Adapter> Hub<A> {
             last_total: AtomicUsize::new(0),
             io: OnceLock::new(),
             marking: Mutex::new(()),
+            counters: Arc::default(),
+            most_sockets: AtomicUsize::new(0),
         }
     }
 
@@ -368,6 +382,49 @@ impl<A: Adapter> Hub<A> {
         let due = self.online.lock().unwrap_or_else(|p| p.into_inner()).due(count);
         if let Some(count) = due {
             let _ = self.io().local().emit("online", &json!({ "count": count })).await;
+        }
+    }
+
+    /// The socket is gone: it leaves the lobby, and its partner is told. Scaled out, dropping its
+    /// worker's sender ends the worker, which then leaves the shared queue.
+    pub(crate) async fn forget(&self, id: Sid) {
+        let notices = self.lobby().disconnect(id);
+        match &self.pairing {
+            Pairing::Local => self.deliver(notices).await,
+            Pairing::Redis { workers, .. } => drop(workers.lock().unwrap_or_else(|p| p.into_inner()).remove(&id)),
+        }
+    }
+
+    /// Forgets the sockets that never finished connecting. socketioxide runs the connect middleware
+    /// (which registers a socket here) on a task of its own; when the connection closes before that
+    /// task has added the socket to the namespace, the socket is dropped without a disconnect, and
+    /// only its absence from the namespace tells (reconnect storms hit this: see
+    /// docs/reliability.md). A socket registered more than `ORPHAN_AFTER` ago that the namespace does
+    /// not hold is gone.
+    pub(crate) async fn sweep(&self) {
+        let Some(before) = Instant::now().checked_sub(ORPHAN_AFTER) else { return };
+        let registered = self.lobby().connected_before(before);
+        let gone: Vec<Sid> = registered.into_iter().filter(|id| self.io().get_socket(*id).is_none()).collect();
+        for id in gone {
+            self.counters.orphans.fetch_add(1, Ordering::Relaxed);
+            self.forget(id).await;
+        }
+        self.give_back_memory();
+    }
+
+    /// Once many sockets have left (a crowd gone, abusers cut), hands the memory they used back to
+    /// the system: glibc's allocator keeps freed memory inside its arenas otherwise, and the process
+    /// would stay at its high-water mark.
+    fn give_back_memory(&self) {
+        let sockets = self.lobby().counts().sockets;
+        let most = self.most_sockets.fetch_max(sockets, Ordering::Relaxed).max(sockets);
+        if sockets + TRIM_AFTER_LEAVING <= most {
+            self.most_sockets.store(sockets, Ordering::Relaxed);
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only returns free memory of the allocator's own arenas.
+            unsafe {
+                libc::malloc_trim(0);
+            }
         }
     }
 

@@ -13,19 +13,23 @@ mod error;
 mod interests;
 mod limits;
 mod lobby;
+mod metrics;
 mod online;
 
 pub use error::Error;
 pub use interests::Interests;
 pub use limits::{Budget, Limits};
-pub use lobby::{CallEnd, Counts, Lobby, Notice, CHALLENGE_TTL};
+pub use lobby::{CallEnd, Counts, Lobby, Notice, Refusals, CHALLENGE_TTL};
 pub use online::Online;
 
+mod admission;
 mod config;
 #[doc(hidden)]
 pub mod fuzz;
 mod handlers;
 mod hub;
+#[cfg(feature = "load")]
+pub mod load;
 pub mod page;
 mod redis_queue;
 pub mod registry_proxy;
@@ -33,7 +37,7 @@ mod relay;
 pub mod server;
 pub mod tls;
 
-pub use config::{IceServer, LobbyConfig};
+pub use config::{IceServer, LobbyConfig, DEFAULT_ACCEPT_RATE};
 pub use relay::{random_user_id, TurnAccess, DEFAULT_TURN_TTL};
 pub use server::LobbyServer;
 pub use tls::TlsFiles;

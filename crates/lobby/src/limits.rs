@@ -86,6 +86,11 @@ impl Budget {
         }
     }
 
+    /// Refusals counted in the current window.
+    pub fn strikes(&self) -> u32 {
+        self.strikes
+    }
+
     /// Records a refusal; `Err(Abusive)` once there were too many within the window.
     pub fn strike(&mut self, limits: &Limits, now: Instant) -> Result<(), Error> {
         if now.saturating_duration_since(self.last_strike) > limits.strike_window {

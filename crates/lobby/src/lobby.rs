@@ -88,6 +88,15 @@ pub struct Counts {
     pub pairs: usize,
 }
 
+/// What the limits did since the lobby started (never reset; counts only, nothing about anyone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Refusals {
+    /// Events refused for a limit (rate, size, malformed payload, bad proof): each is a strike.
+    pub strikes: u64,
+    /// Sockets whose strikes passed the limit within the window: the shell disconnects them.
+    pub cut: u64,
+}
+
 /// One connected socket: nothing but what matching and limits need.
 #[derive(Debug)]
 struct Peer<I> {
@@ -100,6 +109,8 @@ struct Peer<I> {
     /// Whether the random fallback was already tried for this wait.
     fallback_tried: bool,
     budget: Budget,
+    /// When it connected.
+    since: Instant,
     /// The last challenge handed out and when.
     challenge: Option<(String, Instant)>,
     identity: Option<Identity>,
@@ -118,6 +129,7 @@ pub struct Lobby<I> {
     /// Reachable IDs → their socket (the newest socket that turned it on).
     reachable: HashMap<String, I>,
     ring_timeout: Duration,
+    refusals: Refusals,
 }
 
 impl<I: Copy + Eq + Hash + std::fmt::Debug> Lobby<I> {
@@ -132,6 +144,7 @@ impl<I: Copy + Eq + Hash + std::fmt::Debug> Lobby<I> {
             limits,
             reachable: HashMap::new(),
             ring_timeout: Duration::from_secs(30),
+            refusals: Refusals::default(),
         }
     }
 
@@ -151,6 +164,11 @@ impl<I: Copy + Eq + Hash + std::fmt::Debug> Lobby<I> {
         Counts { sockets: self.peers.len(), waiting: self.queue.len(), pairs: self.pairs }
     }
 
+    /// Strikes and sockets cut for abuse so far.
+    pub fn refusals(&self) -> Refusals {
+        self.refusals
+    }
+
     /// A new socket arrives (idle: neither waiting nor matched).
     pub fn connect(&mut self, id: I, now: Instant) {
         let peer = Peer {
@@ -160,11 +178,17 @@ impl<I: Copy + Eq + Hash + std::fmt::Debug> Lobby<I> {
             waiting: None,
             fallback_tried: false,
             budget: Budget::new(&self.limits, now),
+            since: now,
             challenge: None,
             identity: None,
             call: None,
         };
         self.peers.insert(id, peer);
+    }
+
+    /// The sockets that connected before `before` (for the shell's check that each still exists).
+    pub fn connected_before(&self, before: Instant) -> Vec<I> {
+        self.peers.iter().filter(|(_, p)| p.since < before).map(|(id, _)| *id).collect()
     }
 
     /// The socket's current partner.
@@ -180,12 +204,11 @@ impl<I: Copy + Eq + Hash + std::fmt::Debug> Lobby<I> {
     /// Charges one event to the socket's rate budget. A refusal is a strike; too many strikes give
     /// `Err(Abusive)`, after which the shell disconnects the socket.
     pub fn admit(&mut self, id: I, now: Instant) -> Result<(), Error> {
-        let limits = &self.limits;
         let peer = self.peers.get_mut(&id).ok_or(Error::UnknownSocket)?;
-        match peer.budget.spend(limits, now) {
+        match peer.budget.spend(&self.limits, now) {
             Ok(()) => Ok(()),
             Err(refusal) => {
-                peer.budget.strike(limits, now)?;
+                self.strike(id, now)?;
                 Err(refusal)
             }
         }
@@ -195,7 +218,13 @@ impl<I: Copy + Eq + Hash + std::fmt::Debug> Lobby<I> {
     pub fn strike(&mut self, id: I, now: Instant) -> Result<(), Error> {
         let limits = &self.limits;
         let peer = self.peers.get_mut(&id).ok_or(Error::UnknownSocket)?;
-        peer.budget.strike(limits, now)
+        self.refusals.strikes += 1;
+        let outcome = peer.budget.strike(limits, now);
+        // counted once, when the limit is first passed (the socket's last events may still arrive)
+        if outcome.is_err() && peer.budget.strikes() == limits.strikes + 1 {
+            self.refusals.cut += 1;
+        }
+        outcome
     }
 
     /// `find`: join the queue with these interests (or update them while already waiting) and match

@@ -1,6 +1,7 @@
 //! The lobby server: binds, builds the Socket.IO layer (local, or with the Redis adapter and the Redis
 //! queue), mounts the page, and runs the online-count and fallback timers until told to stop.
 
+use crate::admission::Admission;
 use crate::hub::{Hub, Pairing};
 use crate::redis_queue::RedisQueue;
 use crate::registry_proxy::{self, RegistryTarget};
@@ -25,6 +26,8 @@ use std::time::Duration;
 
 /// How often the online count may be broadcast (at most twice a second).
 const ONLINE_EVERY: Duration = Duration::from_millis(500);
+/// How often sockets that never finished connecting are looked for (see `Hub::sweep`).
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// How often waiters whose wait ran out are offered a random partner.
 const TICK_EVERY: Duration = Duration::from_millis(250);
 
@@ -126,15 +129,17 @@ async fn run<A: Adapter>(
         tokio::spawn(async move {
             let mut online = tokio::time::interval(ONLINE_EVERY);
             let mut tick = tokio::time::interval(TICK_EVERY);
+            let mut sweep = tokio::time::interval(SWEEP_EVERY);
             loop {
                 tokio::select! {
                     _ = online.tick() => hub.broadcast_online().await,
                     _ = tick.tick(), if local => hub.tick().await,
+                    _ = sweep.tick() => hub.sweep().await,
                 }
             }
         })
     };
-    let counts_hub = hub.clone();
+    let (counts_hub, metrics_hub) = (hub.clone(), hub.clone());
     let mut app = Router::new().merge(page::routes(&hub.config));
     if let Some(url) = &hub.config.registry {
         app = app.merge(registry_proxy::routes(
@@ -144,13 +149,14 @@ async fn run<A: Adapter>(
     }
     let app = app
         .route("/stats", get(move || std::future::ready(axum::Json(stats(&counts_hub)))))
+        .route("/metrics", get(move || std::future::ready(metrics(&metrics_hub))))
         .layer(layer)
         .layer(axum::middleware::map_request(keep_needed_headers));
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     // small frames must leave at once (no Nagle delay): chat and signaling are latency-bound
     let result = match listener.tls {
         None => {
-            let tcp = listener.tcp.tap_io(|tcp| {
+            let tcp = Admission::new(listener.tcp, true, hub.counters.clone(), hub.config.accept_rate).tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
             });
             axum::serve(tcp, app).with_graceful_shutdown(shutdown).await.map_err(Error::Serve)
@@ -158,7 +164,8 @@ async fn run<A: Adapter>(
         Some(certificate) => {
             let reload = tls::reload_on_hangup(certificate.clone())?;
             // tap_io only for axum's ConnectInfo of a tapped listener; nodelay is set before the handshake
-            let tls = TlsListener::new(listener.tcp, &certificate, true)?.tap_io(|_| {});
+            let admission = Admission::new(listener.tcp, false, hub.counters.clone(), hub.config.accept_rate);
+            let tls = TlsListener::new(admission, &certificate, true)?.tap_io(|_| {});
             let result = axum::serve(tls, app).with_graceful_shutdown(shutdown).await.map_err(Error::Serve);
             reload.abort();
             result
@@ -216,4 +223,12 @@ async fn keep_needed_headers(mut request: Request) -> Request {
 
 fn stats<A: Adapter>(hub: &Hub<A>) -> Counts {
     hub.lobby().counts()
+}
+
+fn metrics<A: Adapter>(hub: &Hub<A>) -> ([(HeaderName, &'static str); 1], String) {
+    let (counts, refusals) = {
+        let lobby = hub.lobby();
+        (lobby.counts(), lobby.refusals())
+    };
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], hub.counters.render(counts, refusals))
 }

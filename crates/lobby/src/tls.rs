@@ -6,6 +6,7 @@
 //! Handshakes run on tasks of their own, bounded in number and time, so a slow or silent client never
 //! holds up the others; only finished handshakes reach the HTTP server.
 
+use crate::admission::Admission;
 use crate::Error;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -16,7 +17,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
@@ -117,7 +118,11 @@ pub struct TlsListener {
 
 impl TlsListener {
     /// Accepts on `listener` and runs handshakes with `certificate` (`nodelay`: no Nagle delay).
-    pub fn new(listener: TcpListener, certificate: &Arc<Certificate>, nodelay: bool) -> Result<TlsListener, Error> {
+    pub(crate) fn new(
+        mut listener: Admission,
+        certificate: &Arc<Certificate>,
+        nodelay: bool,
+    ) -> Result<TlsListener, Error> {
         let local = listener.local_addr().map_err(Error::Serve)?;
         let acceptor = TlsAcceptor::from(Arc::new(certificate.server_config()?));
         let (done, ready) = mpsc::channel(HANDSHAKES);
@@ -125,14 +130,8 @@ impl TlsListener {
         let acceptor = tokio::spawn(async move {
             loop {
                 let Ok(permit) = permits.clone().acquire_owned().await else { return };
-                let (tcp, peer) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    // out of file descriptors and the like: wait instead of spinning
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
+                // at the open-files limit, connections are refused there (see Admission)
+                let (tcp, peer) = listener.accept().await;
                 if done.is_closed() {
                     return;
                 }

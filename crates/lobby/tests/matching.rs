@@ -2,7 +2,7 @@
 //! self nor the partner just left, relay only to the partner, and nothing left after everyone leaves.
 
 use std::time::{Duration, Instant};
-use tutti_lobby::{Counts, Error, Interests, Limits, Lobby, Notice};
+use tutti_lobby::{Counts, Error, Interests, Limits, Lobby, Notice, Refusals};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -194,6 +194,13 @@ fn rate_limit_and_abuse() {
         assert!(matches!(l.admit(1, t), Err(Error::RateLimited)));
     }
     assert!(matches!(l.admit(1, t), Err(Error::Abusive)));
+    // its last events may still arrive: refused, but the socket is cut once
+    assert!(matches!(l.admit(1, t), Err(Error::Abusive)));
+    assert!(matches!(l.strike(1, t), Err(Error::Abusive)));
+    assert_eq!(l.refusals(), Refusals { strikes: 6, cut: 1 });
+    l.connect(2, t);
+    assert!(l.strike(2, t).is_ok());
+    assert_eq!(l.refusals(), Refusals { strikes: 7, cut: 1 });
 }
 
 /// A deterministic pseudo-random walk through thousands of operations: the invariants hold at every

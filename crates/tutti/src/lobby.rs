@@ -58,6 +58,10 @@ pub struct Args {
     /// Refused events within 10 s after which a socket is disconnected [default: 30].
     #[arg(long, value_name = "N")]
     pub strikes: Option<u32>,
+    /// New connections accepted per second at most; more wait in the kernel's queue (0: no limit)
+    /// [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub accept_rate: Option<f64>,
     /// TURN relay URL matched users get credentials for (repeatable: e.g. turn:HOST:3478 and
     /// turn:HOST:3478?transport=tcp). Needs --turn-secret-file, or names the --turn-embedded relay.
     #[arg(long, value_name = "URL")]
@@ -110,6 +114,7 @@ struct FileLobby {
     rate: Option<f64>,
     burst: Option<f64>,
     strikes: Option<u32>,
+    accept_rate: Option<f64>,
     turn_url: Option<Vec<String>>,
     turn_secret_file: Option<PathBuf>,
     turn_ttl: Option<u64>,
@@ -202,6 +207,10 @@ impl Args {
             bail!("--rate must be above 0 and --burst at least 1");
         }
         config.limits = limits;
+        config.accept_rate = self.accept_rate.or(file.accept_rate).unwrap_or(tutti_lobby::DEFAULT_ACCEPT_RATE);
+        if !(config.accept_rate >= 0.0 && config.accept_rate.is_finite()) {
+            bail!("--accept-rate {}: give a number of connections a second, or 0 for no limit", config.accept_rate);
+        }
         config.tls = match (self.tls_cert.clone().or(file.tls_cert), self.tls_key.clone().or(file.tls_key)) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,

@@ -1,0 +1,180 @@
+//! Accepting connections, also at the open-files limit. There `accept` fails with EMFILE while the
+//! connection stays in the kernel's queue: retried at once that spins, and axum's own listener sleeps
+//! a second per connection while the queue fills and clients hang. Instead one spare descriptor is
+//! kept open: at the limit it is closed, the waiting connection accepted with it, answered
+//! `503 Service Unavailable` (plain HTTP; a TLS client just sees the connection close) and closed, the
+//! spare taken again, and the refusal counted. Connections already open are not touched, and new ones
+//! are accepted again as soon as descriptors are free.
+//!
+//! New connections are also paced (`--accept-rate`, a token bucket of one second's worth): a
+//! reconnect storm then waits in the kernel's queue, which costs nothing, instead of taking the
+//! processor from the sockets already connected with handshakes.
+
+use crate::metrics::Counters;
+use std::fs::File;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Linux `ENFILE` (the system's open-files table is full) and `EMFILE` (this process's limit).
+const ENFILE: i32 = 23;
+const EMFILE: i32 = 24;
+/// The pause after an accept error that is not about descriptors (`ENOBUFS`, `ENOMEM`, …), and when
+/// no spare descriptor could be had.
+const PAUSE: Duration = Duration::from_millis(50);
+/// At most one warning this often while connections are being refused.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// What a plain HTTP client is told when refused (a WebSocket client sees this status).
+const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Length: 40\r\nRetry-After: 5\r\nConnection: close\r\n\r\nthe lobby is full now: try again later\r\n";
+
+/// The listening socket with its spare descriptor.
+pub(crate) struct Admission {
+    tcp: TcpListener,
+    spare: Option<File>,
+    /// Refused connections get the 503 answer (not for TLS).
+    answer_http: bool,
+    counters: Arc<Counters>,
+    warned: Option<Instant>,
+    pace: Pace,
+}
+
+/// A token bucket for accepts: `rate` a second, up to one second's worth at once; 0: no pacing.
+#[derive(Debug)]
+struct Pace {
+    rate: f64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl Pace {
+    fn new(rate: f64) -> Pace {
+        Pace { rate, tokens: rate, refilled: Instant::now() }
+    }
+
+    /// Waits until one more connection may be accepted, and counts it.
+    async fn next(&mut self, counters: &Counters) {
+        if self.rate <= 0.0 {
+            return;
+        }
+        let mut waited = false;
+        loop {
+            let now = Instant::now();
+            let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+            self.tokens = (self.tokens + elapsed * self.rate).min(self.rate.max(1.0));
+            self.refilled = now;
+            if self.tokens >= 1.0 {
+                self.tokens -= 1.0;
+                if waited {
+                    counters.paced.fetch_add(1, Ordering::Relaxed);
+                }
+                return;
+            }
+            waited = true;
+            tokio::time::sleep(Duration::from_secs_f64((1.0 - self.tokens) / self.rate)).await;
+        }
+    }
+}
+
+fn take_spare() -> Option<File> {
+    File::open("/dev/null").ok()
+}
+
+impl Admission {
+    /// `accept_rate`: connections accepted a second at most (0: any number).
+    pub(crate) fn new(tcp: TcpListener, answer_http: bool, counters: Arc<Counters>, accept_rate: f64) -> Self {
+        Admission { tcp, spare: take_spare(), answer_http, counters, warned: None, pace: Pace::new(accept_rate) }
+    }
+
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+
+    /// The next connection this process has room for.
+    pub(crate) async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+        self.pace.next(&self.counters).await;
+        loop {
+            match self.tcp.accept().await {
+                Ok(accepted) => {
+                    if self.spare.is_none() {
+                        self.spare = take_spare();
+                    }
+                    return accepted;
+                }
+                // the client gave up before it was accepted
+                Err(e) if is_connection_error(&e) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(EMFILE | ENFILE)) => self.refuse(&e).await,
+                Err(e) => {
+                    self.counters.accept_errors.fetch_add(1, Ordering::Relaxed);
+                    self.warn(&format!("lobby: accepting a connection failed, pausing briefly: {e}"));
+                    tokio::time::sleep(PAUSE).await;
+                }
+            }
+        }
+    }
+
+    /// At the open-files limit: the first waiting connection is accepted with the spare descriptor and
+    /// refused.
+    async fn refuse(&mut self, error: &io::Error) {
+        self.warn(&format!(
+            "lobby: refusing new connections: no file descriptor left ({error}); the connections open keep \
+             working. Raise the open-files limit (LimitNOFILE=, ulimit -n) for more users"
+        ));
+        let Some(spare) = self.spare.take() else {
+            // nothing to accept it with: wait for descriptors rather than spin
+            self.spare = take_spare();
+            if self.spare.is_none() {
+                tokio::time::sleep(PAUSE).await;
+            }
+            return;
+        };
+        drop(spare);
+        // only a connection already waiting: never wait here with the spare given up
+        let waiting = std::future::poll_fn(|cx| Poll::Ready(self.tcp.poll_accept(cx))).await;
+        if let Poll::Ready(Ok((stream, _))) = waiting {
+            self.counters.refused_no_fd.fetch_add(1, Ordering::Relaxed);
+            if self.answer_http {
+                // read what the client already sent, so that closing does not reset the connection
+                // and throw the answer away
+                let mut request = [0u8; 2048];
+                let _ = stream.try_read(&mut request);
+                let _ = stream.try_write(FULL);
+            }
+            drop(stream);
+        }
+        self.spare = take_spare();
+    }
+
+    fn warn(&mut self, message: &str) {
+        let now = Instant::now();
+        if self.warned.is_none_or(|at| now.duration_since(at) >= WARN_EVERY) {
+            self.warned = Some(now);
+            tracing::warn!("{message}");
+        }
+    }
+}
+
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+    )
+}
+
+impl axum::serve::Listener for Admission {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        Admission::accept(self).await
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Admission::local_addr(self)
+    }
+}
