@@ -12,8 +12,12 @@ use tutti_process::{traced_child, Traced};
 use tutti_proto::frame::write_frame;
 use tutti_proto::{Frame, Message};
 
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// Two distinct free UDP ports (both sockets are held while the second is picked: two calls that each
+/// bind and drop can be handed the same port, and then the jam server and the relay collide).
+fn two_free_udp_ports() -> (u16, u16) {
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    (a.local_addr().unwrap().port(), b.local_addr().unwrap().port())
 }
 
 /// GET `path` over HTTP/1.1; the status line and the body.
@@ -81,7 +85,7 @@ fn every_part_answers_and_nothing_is_written() {
     let dir = std::env::temp_dir().join(format!("tutti-all-{}", std::process::id()));
     let home = dir.join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let (jam_port, turn_port) = (free_udp_port(), free_udp_port());
+    let (jam_port, turn_port) = two_free_udp_ports();
     let config = dir.join("tutti.toml");
     std::fs::write(
         &config,
@@ -105,7 +109,7 @@ fn every_part_answers_and_nothing_is_written() {
         .current_dir(&home)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&output).unwrap())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("stderr.txt")).unwrap())
         .spawn()
         .expect("start strace");
     let tutti = traced_child(tracer.id(), &command);
@@ -116,7 +120,8 @@ fn every_part_answers_and_nothing_is_written() {
         std::thread::sleep(Duration::from_millis(50));
         out = std::fs::read_to_string(&output).unwrap();
     }
-    assert!(out.contains("tutti all: running"), "tutti all did not start:\n{out}");
+    let errors = || std::fs::read_to_string(dir.join("stderr.txt")).unwrap_or_default();
+    assert!(out.contains("tutti all: running"), "tutti all did not start:\n{out}\n{}", errors());
     for part in ["jam server   UDP", "lobby page   http://", "registry     http://", "TURN relay   UDP/TCP"] {
         assert!(out.contains(part), "the summary names the {part}:\n{out}");
     }
