@@ -407,6 +407,12 @@ impl<A: Adapter> Hub<A> {
         let gone: Vec<Sid> = registered.into_iter().filter(|id| self.io().get_socket(*id).is_none()).collect();
         for id in gone {
             self.counters.orphans.fetch_add(1, Ordering::Relaxed);
+            // without its disconnect, socketioxide never took it out of its own room either
+            // (crate::handlers): an entry per orphan in the adapter's room table otherwise
+            let room = id.to_string();
+            if self.io().to(room.clone()).leave(room).await.is_err() {
+                tracing::debug!("an orphaned socket's own room could not be left");
+            }
             self.forget(id).await;
         }
         self.give_back_memory();
