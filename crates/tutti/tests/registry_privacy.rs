@@ -18,8 +18,10 @@ fn traffic(addr: std::net::SocketAddr) {
     assert_eq!(get(addr, "/nowhere").unwrap().status, 404);
 }
 
-fn run(extra: &[&str]) -> (String, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("tutti-registry-privacy-{}-{}", std::process::id(), extra.len()));
+/// Runs the registry with `extra` flags in a data folder of the test's own (`test` names it: the tests
+/// run in parallel, and one removing another's folder mid-run made CI fail).
+fn run(test: &str, extra: &[&str]) -> (String, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("tutti-registry-privacy-{}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut args = vec!["registry", "--listen", "127.0.0.1:0", "--data-dir", dir.to_str().unwrap()];
     args.extend_from_slice(extra);
@@ -40,14 +42,14 @@ fn assert_no_trace(text: &str, what: &str) {
 
 #[test]
 fn request_log_is_off_by_default() {
-    let (log, dir) = run(&[]);
+    let (log, dir) = run("log-off", &[]);
     assert_eq!(log.trim(), "", "nothing is logged per request by default");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn request_log_holds_method_route_and_status_only() {
-    let (log, dir) = run(&["--log-requests"]);
+    let (log, dir) = run("log-on", &["--log-requests"]);
     for line in [
         "POST /name/{name} 200",
         "GET /name/{name} 200",
@@ -63,7 +65,7 @@ fn request_log_holds_method_route_and_status_only() {
 
 #[test]
 fn the_database_holds_the_record_and_nothing_about_who_asked() {
-    let (_, dir) = run(&[]);
+    let (_, dir) = run("database", &[]);
     let db = rusqlite::Connection::open(dir.join("registry.sqlite3")).unwrap();
     let columns: Vec<String> = db
         .prepare("SELECT name FROM pragma_table_info('names')")
