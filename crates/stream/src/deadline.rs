@@ -1,55 +1,15 @@
-//! Listener connections with a write deadline: a write (or flush) that cannot make progress for
-//! `stall` fails, so hyper closes a connection whose reader stopped reading, and its pages stop
-//! being kept for it. The send buffer is kept small so a stalled reader is noticed in seconds. The
-//! peer's address is not passed on: nothing after `accept` can log or keep it.
+//! Site connections with a write deadline: a write (or flush) that cannot make progress for `stall`
+//! fails, so hyper closes a connection whose reader stopped reading.
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
-
-/// Bytes the kernel may hold for one listener (a few seconds of a 128 kbit/s stream).
-const SEND_BUFFER: usize = 32 * 1024;
-
-pub(crate) struct StallGuardedListener {
-    pub tcp: TcpListener,
-    pub stall: Duration,
-    /// Counts connections closed for making no progress.
-    pub dropped: Arc<AtomicU64>,
-}
-
-impl axum::serve::Listener for StallGuardedListener {
-    type Io = StallGuarded<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.tcp.accept().await {
-                Ok((stream, _address)) => {
-                    let _ = stream.set_nodelay(true);
-                    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
-                    let anonymous = SocketAddr::from(([0, 0, 0, 0], 0));
-                    let guarded =
-                        StallGuarded { inner: stream, stall: self.stall, waiting: None, dropped: self.dropped.clone() };
-                    return (guarded, anonymous);
-                }
-                // Out of file descriptors and the like: wait a little rather than spin.
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.tcp.local_addr()
-    }
-}
 
 pub(crate) struct StallGuarded<S> {
     inner: S,
@@ -59,6 +19,10 @@ pub(crate) struct StallGuarded<S> {
 }
 
 impl<S> StallGuarded<S> {
+    pub fn new(inner: S, stall: Duration, dropped: Arc<AtomicU64>) -> Self {
+        StallGuarded { inner, stall, waiting: None, dropped }
+    }
+
     /// `Pending` from the inner stream: arms the deadline, or fails once it passed.
     fn stalled<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
         let stall = self.stall;

@@ -1,19 +1,16 @@
-//! The HTTP side: `/` (the page), `/stream.opus` (header pages, then live pages until the listener
-//! leaves or falls behind), `/status.json` and `/privacy`. No cookies, no logs of who listens.
+//! The HTTP side of the page: `/` (the page), `/status.json` and `/privacy` (`/stream.opus` itself is
+//! answered before the router: `accept`, `fanout`). No cookies, no logs of who listens. Every answer
+//! closes its connection: a browser that loaded the page asks for the stream on a new one, which is
+//! then recognised from its first request.
 
 use crate::audience::Audience;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use bytes::Bytes;
-use futures_util::StreamExt;
-use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::sync::broadcast::error::RecvError;
 
 pub(crate) struct Site {
     pub audience: Arc<Audience>,
@@ -25,10 +22,15 @@ pub(crate) struct Site {
 pub(crate) fn router(site: Arc<Site>) -> Router {
     Router::new()
         .route("/", get(page))
-        .route("/stream.opus", get(stream))
         .route("/status.json", get(status))
         .route("/privacy", get(privacy))
         .with_state(site)
+        .layer(axum::middleware::map_response(close_after))
+}
+
+async fn close_after(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 async fn page(State(site): State<Arc<Site>>) -> Response {
@@ -55,30 +57,6 @@ async fn status(State(site): State<Arc<Site>>) -> Response {
             / audience.frames_encoded.load(Ordering::Relaxed).max(1),
     });
     let mut response = ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
-    no_store(&mut response);
-    response
-}
-
-async fn stream(State(site): State<Arc<Site>>) -> Response {
-    let audience = site.audience.clone();
-    let Some(listener) = audience.admit() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "the stream has as many listeners as it can serve\n").into_response();
-    };
-    let pages = audience.pages.subscribe();
-    let headers = futures_util::stream::once(std::future::ready(Ok::<Bytes, Infallible>(audience.headers.clone())));
-    let live =
-        futures_util::stream::unfold((pages, listener, audience), |(mut pages, listener, audience)| async move {
-            match pages.recv().await {
-                Ok(page) => Some((Ok(page), (pages, listener, audience))),
-                Err(RecvError::Lagged(_)) => {
-                    audience.listeners_dropped.fetch_add(1, Ordering::Relaxed);
-                    None
-                }
-                Err(RecvError::Closed) => None,
-            }
-        });
-    let mut response = Body::from_stream(headers.chain(live)).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/ogg"));
     no_store(&mut response);
     response
 }

@@ -6,9 +6,11 @@
 //! Sans-IO pieces: [`ogg`] (pages, RFC 7845 headers), [`reframe`] (ticks into 20 ms frames),
 //! [`icecast::IcecastTarget`] (the `--stream-to` URL). The rest is the shell.
 
+mod accept;
 mod audience;
 mod deadline;
 mod encoding;
+mod fanout;
 mod feed;
 mod http;
 pub mod icecast;
@@ -16,6 +18,7 @@ pub mod ogg;
 mod page;
 mod priority;
 pub mod reframe;
+mod request;
 
 pub use feed::StreamFeed;
 pub use icecast::IcecastTarget;
@@ -33,6 +36,8 @@ use tutti_codec::{StreamEncoder, STREAM_PRE_SKIP};
 pub const DEFAULT_STALL: Duration = Duration::from_secs(3);
 /// Listeners served at most, by default.
 pub const DEFAULT_MAX_LISTENERS: u32 = 2000;
+/// Pages (20 ms each) written to a listener at once, by default: 60 ms.
+pub const DEFAULT_PAGES_PER_WRITE: usize = 3;
 
 /// How the stream is served.
 #[derive(Debug, Clone)]
@@ -48,6 +53,9 @@ pub struct StreamOptions {
     /// The privacy policy served at `/privacy`.
     pub privacy_html: String,
     pub max_listeners: u32,
+    /// Pages written to each listener at once (`--stream-pages-per-write`): fewer writes per listener
+    /// for 20 ms more delay per page.
+    pub pages_per_write: usize,
     /// Close a listener whose connection made no progress for this long.
     pub stall: Duration,
     /// Also push the stream to this Icecast server (`--stream-to`).
@@ -89,11 +97,20 @@ impl Stream {
         let title =
             format!("TITLE={}", if options.server_name.is_empty() { "tutti jam" } else { &options.server_name });
         let headers = Bytes::from(writer.header_pages(STREAM_PRE_SKIP, "tutti listen-in (libopus 1.6.1)", &[&title]));
-        let audience = Arc::new(Audience::new(headers, options.max_listeners));
+        let audience = Arc::new(Audience::new(headers.clone(), options.max_listeners));
+        let start = Bytes::from([request::LISTEN_HEAD, &headers[..]].concat());
+        let fanout = fanout::FanOut::new(
+            start,
+            audience::PAGES_BEHIND,
+            options.pages_per_write,
+            options.stall,
+            audience.listeners_dropped.clone(),
+        );
+        let (joining_tx, joining) = std::sync::mpsc::channel();
 
         let (blocks_tx, blocks_rx) = std::sync::mpsc::sync_channel(feed::QUEUED_BLOCKS);
         let (spare_tx, spare_rx) = std::sync::mpsc::channel();
-        let encoding = encoding::Encoding { encoder, writer, audience: audience.clone() };
+        let encoding = encoding::Encoding { encoder, writer, audience: audience.clone(), fanout, joining };
         std::thread::Builder::new()
             .name("stream-encoder".into())
             .spawn(move || {
@@ -130,8 +147,13 @@ impl Stream {
                         Ok(tcp) => tcp,
                         Err(e) => return tracing::warn!("stream listener: {e}"),
                     };
-                    let dropped = site.audience.listeners_dropped.clone();
-                    let listener = deadline::StallGuardedListener { tcp, stall, dropped };
+                    let doors = accept::Doors {
+                        audience: site.audience.clone(),
+                        stall,
+                        stalled: Arc::default(),
+                        listeners: joining_tx,
+                    };
+                    let listener = accept::open(tcp, doors);
                     // Not a graceful shutdown: live streams never end by themselves.
                     tokio::select! {
                         served = axum::serve(listener, http::router(site)) => {

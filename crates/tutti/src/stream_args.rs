@@ -114,6 +114,7 @@ pub fn start(
         privacy_html,
         max_listeners: settings.max_listeners,
         stall: tutti_stream::DEFAULT_STALL,
+        pages_per_write: tutti_stream::DEFAULT_PAGES_PER_WRITE,
         icecast: settings.icecast.clone(),
     };
     let (stream, feed) = tutti_stream::Stream::start(options)?;
