@@ -6,6 +6,7 @@
 #
 #   flock /work/notes/bench.lock chrt -f 50 bench/stream.sh
 #   SECS=5 COUNTS="1 100" bench/stream.sh      smaller/faster (TUTTI=path: another tutti binary)
+#   PAGES_PER_WRITE=1 bench/stream.sh          tutti's --stream-pages-per-write (default: tutti's own, 3)
 #
 # Per count: the server's CPU (sum of its threads' /proc/PID/task/*/schedstat run time) over SECS seconds with the listeners, minus the same
 # server's CPU over SECS seconds without listeners (tutti: the jam tick and the one encode; Icecast: taking in the
@@ -57,7 +58,8 @@ XML
 taskset -c 0 icecast2 -c "$out/icecast/icecast.xml" >"$out/icecast.log" 2>&1 &
 ice_pid=$!; pids+=("$ice_pid")
 taskset -c 0 "$tutti" server --port "$udp" --serverbindip 127.0.0.1 --stream "127.0.0.1:$http" --metrics "$metrics" \
-  --stream-to "icecast://source:bench-source@127.0.0.1:$ice/jam.opus" >"$out/tutti.log" 2>&1 &
+  --stream-to "icecast://source:bench-source@127.0.0.1:$ice/jam.opus" \
+  ${PAGES_PER_WRITE:+--stream-pages-per-write "$PAGES_PER_WRITE"} >"$out/tutti.log" 2>&1 &
 tutti_pid=$!; pids+=("$tutti_pid")
 sleep 1
 taskset -c 0 "$tutti" client --connect "127.0.0.1:$udp" --name Tone --input tone:440 >"$out/client.log" 2>&1 &

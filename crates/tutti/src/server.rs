@@ -117,6 +117,7 @@ struct FileServer {
     stream_hide_names: Option<bool>,
     stream_to: Option<String>,
     stream_max_listeners: Option<u32>,
+    stream_pages_per_write: Option<usize>,
     /// Whether `tutti all` runs this server (`tutti server` itself ignores it).
     enabled: Option<bool>,
 }
@@ -215,6 +216,7 @@ impl Args {
             stream_hide_names: file.stream_hide_names,
             stream_to: file.stream_to.clone(),
             stream_max_listeners: file.stream_max_listeners,
+            stream_pages_per_write: file.stream_pages_per_write,
         })?;
         let metrics = match self.metrics.clone().or(file.metrics) {
             Some(text) => Some(parse_metrics_address(&text)?),

@@ -31,6 +31,10 @@ pub struct StreamFlags {
     /// Listeners served at most; more get "503 Service Unavailable" [default: 2000].
     #[arg(long, value_name = "N", requires = "stream")]
     pub stream_max_listeners: Option<u32>,
+    /// 20 ms pages written to each listener at once, 1…50: fewer writes per listener for 20 ms more
+    /// delay each [default: 3].
+    #[arg(long, value_name = "N", requires = "stream")]
+    pub stream_pages_per_write: Option<usize>,
 }
 
 /// The same keys in the `[server]` table.
@@ -42,6 +46,7 @@ pub struct FileKeys {
     pub stream_hide_names: Option<bool>,
     pub stream_to: Option<String>,
     pub stream_max_listeners: Option<u32>,
+    pub stream_pages_per_write: Option<usize>,
 }
 
 /// The stream as it will run.
@@ -52,6 +57,7 @@ pub struct StreamSettings {
     pub show_names: bool,
     pub icecast: Option<IcecastTarget>,
     pub max_listeners: u32,
+    pub pages_per_write: usize,
     pub config: StreamConfig,
 }
 
@@ -79,6 +85,13 @@ impl StreamFlags {
         if max_listeners == 0 {
             bail!("--stream-max-listeners 0: give at least 1");
         }
+        let pages_per_write = self
+            .stream_pages_per_write
+            .or(file.stream_pages_per_write)
+            .unwrap_or(tutti_stream::DEFAULT_PAGES_PER_WRITE);
+        if !(1..=50).contains(&pages_per_write) {
+            bail!("--stream-pages-per-write {pages_per_write}: give 1 to 50 (20 ms pages)");
+        }
         let mix_of = self.stream_mix_of.clone().or(file.stream_mix_of).filter(|n| !n.is_empty());
         Ok(Some(StreamSettings {
             listen,
@@ -86,6 +99,7 @@ impl StreamFlags {
             show_names: !(self.stream_hide_names || file.stream_hide_names.unwrap_or(false)),
             icecast,
             max_listeners,
+            pages_per_write,
             config: StreamConfig { mix_of },
         }))
     }
@@ -114,7 +128,7 @@ pub fn start(
         privacy_html,
         max_listeners: settings.max_listeners,
         stall: tutti_stream::DEFAULT_STALL,
-        pages_per_write: tutti_stream::DEFAULT_PAGES_PER_WRITE,
+        pages_per_write: settings.pages_per_write,
         icecast: settings.icecast.clone(),
     };
     let (stream, feed) = tutti_stream::Stream::start(options)?;
@@ -133,6 +147,9 @@ mod tests {
         assert_eq!(s.listen, "0.0.0.0:8000".parse().unwrap());
         assert_eq!(s.bitrate, 64_000);
         assert!(s.show_names && s.icecast.is_none() && s.config.mix_of.is_none());
+        assert_eq!(s.pages_per_write, tutti_stream::DEFAULT_PAGES_PER_WRITE);
+        let file = FileKeys { stream: Some("8000".into()), stream_pages_per_write: Some(5), ..FileKeys::default() };
+        assert_eq!(StreamFlags::default().merge(file).unwrap().unwrap().pages_per_write, 5);
     }
 
     #[test]
@@ -144,6 +161,9 @@ mod tests {
         let to =
             StreamFlags { stream: Some("8000".into()), stream_to: Some("http://x".into()), ..StreamFlags::default() };
         assert!(flags(to).contains("icecast://"));
+        let pages =
+            StreamFlags { stream: Some("8000".into()), stream_pages_per_write: Some(0), ..StreamFlags::default() };
+        assert!(flags(pages).contains("1 to 50"));
         let orphan = FileKeys { stream_to: Some("icecast://a:b@c:1/d".into()), ..FileKeys::default() };
         assert!(StreamFlags::default().merge(orphan).is_err());
     }
