@@ -1,10 +1,13 @@
 //! Listen-in: the jam's mix as a live Ogg Opus stream. The jam server hands one tick of the audience's
 //! mix at a time to a [`StreamFeed`] (its `StreamTap`); an encoder thread encodes each 20 ms once and
-//! broadcasts the Ogg pages; an HTTP listener serves them to every player (and a page that plays
-//! them), and optionally an Icecast source connection pushes them on.
+//! writes the Ogg pages to every listener itself (`fanout`: a listener is a socket and a place in
+//! the pages kept); the HTTP listener sorts connections by their request (`accept`, `request`),
+//! serves the page that plays the stream, and optionally an Icecast source connection pushes the
+//! pages on.
 //!
 //! Sans-IO pieces: [`ogg`] (pages, RFC 7845 headers), [`reframe`] (ticks into 20 ms frames),
-//! [`icecast::IcecastTarget`] (the `--stream-to` URL). The rest is the shell.
+//! `request` (which connections are listeners), [`icecast::IcecastTarget`] (the `--stream-to`
+//! URL). The rest is the shell.
 
 mod accept;
 mod audience;
