@@ -7,6 +7,7 @@
 #   --ns "…"           client counts (default "1 10 50 100"; tutti also runs at 150)
 #   --jitter-buffer B  the fixed server jitter buffer every client asks for (default 4 blocks)
 #   --cases LIST       comma-separated subset of default,distinct,default-T,distinct-T
+#   --window SECS      measurement window per case (default 5: 50 bursts at N = 1, so p99 is nearly the max)
 #   --quick            one round, N = 1 10, default gains only
 #   --baseline BIN     also run another tutti binary (an earlier build) as server "tutti-base"
 #
@@ -43,9 +44,10 @@ while [ $# -gt 0 ]; do
     --ns) ns="$2"; shift 2 ;;
     --jitter-buffer) jb="$2"; shift 2 ;;
     --cases) cases="$2"; shift 2 ;;
+    --window) duration="$2"; shift 2 ;;
     --quick) rounds=1; ns="1 10"; cases="default"; shift ;;
     --baseline) base="$2"; shift 2 ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "bench/jam-latency.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done

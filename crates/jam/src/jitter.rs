@@ -6,9 +6,11 @@
 //! absorbs, not a delay it adds: frames are played as soon as they are due, with a margin of a
 //! quarter of the size (none up to size 4, one up to 8, …). When the stream runs dry the buffer
 //! waits where it is (the stream's delay grows by what the network needed); once the fewest frames
-//! waiting at any play-out of a short window exceed the margin, the surplus is dropped at once; more
-//! than the size plus two waiting are dropped immediately. So a hiccup costs latency only until the
-//! next window, and a steady stream is played with the least delay its jitter allows. (Jamulus 3.9.1
+//! waiting at any play-out of a window exceed the margin, the surplus is dropped at once; more than
+//! the size plus two waiting are dropped immediately. The window is short (43 ms of OPUS64 frames)
+//! after a dry spell that did not recur within 2 s, long (341 ms) while they recur: a one-off stall
+//! costs latency only briefly, recurring jitter (Wi-Fi power save, say) is absorbed, and a steady
+//! stream is played with the least delay its jitter allows. (Jamulus 3.9.1
 //! observed with the same size keeps about half the size buffered: docs/perf.md, "Jam latency".)
 //! Auto mode (the Jamulus client's default, and tutti's own client) keeps the earlier behaviour: it
 //! fills to its size, trims only beyond the size plus two, and the size follows the rate of frames
@@ -26,8 +28,17 @@ pub const DEFAULT_SIZE: u16 = 10;
 const CAPACITY: usize = 64;
 /// Frames per auto-sizing decision window.
 const WINDOW: u32 = 1500;
-/// Frames per latency-trimming window (341 ms of OPUS64 frames, 683 ms of OPUS).
+/// Frames per latency-trimming window while the stream keeps running dry (341 ms of OPUS64 frames,
+/// 683 ms of OPUS): longer than recurring jitter such as Wi-Fi's power-save beacons (102.4 ms), which
+/// the buffer must absorb rather than trim.
 const TRIM_WINDOW: u32 = 256;
+/// The same after a dry spell that does not recur (43 ms of OPUS64 frames): a one-off stall costs
+/// latency only briefly.
+const QUICK_TRIM_WINDOW: u32 = 32;
+/// Dry spells that begin within this many play-outs of each other (2 s of OPUS64 frames) recur…
+const RECURRING_DRY: u64 = 1536;
+/// …unless they begin this close (85 ms of OPUS64 frames): then they are one ragged stall.
+const SAME_SPELL: u64 = 64;
 
 /// What one pull produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +69,12 @@ pub struct JitterBuffer {
     auto: bool,
     trim_pulls: u32,
     trim_min_depth: i32,
+    /// Play-outs so far; where the last dry spell (the stream ran dry) began, and how long after the
+    /// one before (`u64::MAX`: none before); whether the last play-out found it dry.
+    pulls: u64,
+    dry_since: Option<u64>,
+    dry_gap: u64,
+    dry: bool,
     window_pulls: u32,
     window_underruns: u32,
     window_min_depth: i32,
@@ -85,6 +102,10 @@ impl JitterBuffer {
             auto: true,
             trim_pulls: 0,
             trim_min_depth: i32::MAX,
+            pulls: 0,
+            dry_since: None,
+            dry_gap: u64::MAX,
+            dry: false,
             window_pulls: 0,
             window_underruns: 0,
             window_min_depth: i32::MAX,
@@ -143,6 +164,7 @@ impl JitterBuffer {
         self.filling = true;
         self.trim_pulls = 0;
         self.trim_min_depth = i32::MAX;
+        (self.dry_since, self.dry_gap, self.dry) = (None, u64::MAX, false);
     }
 
     /// Stores a frame. `sequence` is the frame's counter, or `None` for streams without counters.
@@ -195,11 +217,24 @@ impl JitterBuffer {
             }
             self.filling = false;
         }
+        self.pulls += 1;
         if depth <= 0 {
             // Nothing has arrived for this period: conceal, and wait for the stream where it is.
+            let since = self.dry_since.map_or(u64::MAX, |since| self.pulls - since);
+            if !self.dry && since >= SAME_SPELL {
+                self.dry_gap = since;
+                self.dry_since = Some(self.pulls);
+            }
+            self.dry = true;
             self.observe(depth, true);
             self.lost += 1;
             return Pull::Lost;
+        }
+        if self.dry {
+            // The spell is over: what waits from now on is measured afresh.
+            self.dry = false;
+            self.trim_pulls = 0;
+            self.trim_min_depth = i32::MAX;
         }
         let allowance = i32::from(self.size) + 2;
         let mut over = depth - allowance;
@@ -230,7 +265,8 @@ impl JitterBuffer {
     }
 
     /// Frames to drop before this play-out: at the end of a trimming window, what the fewest
-    /// frames waiting at any play-out of the window had beyond the target.
+    /// frames waiting at any play-out of the window had beyond the target. The window is short
+    /// unless the stream's dry spells recur (then what they leave is jitter the buffer must absorb).
     fn trim_surplus(&mut self, depth: i32) -> i32 {
         // (The fewest frames of the window include this play-out's, so the surplus is never more
         // than this play-out has beyond the target.) Auto mode fills to its size and keeps it.
@@ -239,7 +275,8 @@ impl JitterBuffer {
         }
         self.trim_min_depth = self.trim_min_depth.min(depth);
         self.trim_pulls += 1;
-        if self.trim_pulls < TRIM_WINDOW {
+        let window = if self.dry_gap < RECURRING_DRY { TRIM_WINDOW } else { QUICK_TRIM_WINDOW };
+        if self.trim_pulls < window {
             return 0;
         }
         let surplus = (self.trim_min_depth - self.target()).max(0);
@@ -346,6 +383,34 @@ mod tests {
     }
 
     #[test]
+    fn a_one_off_stall_costs_latency_only_for_a_quick_window() {
+        let mut j = JitterBuffer::new(3);
+        j.set_size(4);
+        let mut seq = 0u8;
+        let mut depths = Vec::new();
+        for period in 0..3000 {
+            // Steady, but once the sender stalls raggedly (2 periods, one frame, 2 periods) and
+            // then sends what it held at once.
+            if ![1000, 1001, 1003, 1004].contains(&period) {
+                let n = if period == 1005 { 5 } else { 1 };
+                for _ in 0..n {
+                    j.put(Some(seq), &frame(seq));
+                    seq = seq.wrapping_add(1);
+                }
+            }
+            j.pull();
+            depths.push(j.depth() + 1);
+        }
+        assert_eq!(j.lost, 4, "the stall is concealed");
+        assert_eq!(depths[1010], 5, "then the frames it held wait");
+        assert!(
+            depths[1005 + QUICK_TRIM_WINDOW as usize + 1..].iter().all(|&d| d == 1),
+            "trimmed within a quick window"
+        );
+        assert_eq!(j.trimmed, 4);
+    }
+
+    #[test]
     fn jitter_within_a_window_is_absorbed_not_trimmed() {
         let mut j = JitterBuffer::new(3);
         j.set_size(4);
@@ -363,6 +428,35 @@ mod tests {
         }
         assert_eq!(j.lost, 1, "one concealment, then the buffer holds what the jitter needs");
         assert_eq!(j.trimmed, 0);
+    }
+
+    #[test]
+    fn wifi_power_save_bursts_are_absorbed_not_trimmed() {
+        // A phone on Wi-Fi in power-save mode gets its frames every beacon (102.4 ms, 77 OPUS64
+        // periods): 4 periods held back, then sent together. A fixed size of 4 absorbs it once the
+        // second dry spell shows that they recur (the first is taken for a one-off and trimmed).
+        let mut j = JitterBuffer::new(3);
+        j.set_size(4);
+        let mut seq = 0u8;
+        let mut held = 0;
+        let mut settled = (0, 0);
+        for period in 0..20_000 {
+            if period % 77 < 4 {
+                held += 1;
+            } else {
+                for _ in 0..=held {
+                    j.put(Some(seq), &frame(seq));
+                    seq = seq.wrapping_add(1);
+                }
+                held = 0;
+            }
+            j.pull();
+            if period == 1000 {
+                assert!(j.lost <= 8, "only the first two bursts are concealed: {} lost", j.lost);
+                settled = (j.lost, j.trimmed);
+            }
+        }
+        assert_eq!((j.lost, j.trimmed), settled, "then every burst is absorbed: nothing lost, nothing trimmed");
     }
 
     #[test]

@@ -14,10 +14,11 @@ use std::time::Instant;
 /// which then count as sent.
 pub type HandOver<'a> = dyn FnMut(&mut dyn Iterator<Item = (SocketAddr, &[u8])>) + 'a;
 
-/// Encodes per hand-over (without `--multithreading`): about 50 µs of work, so a listener waits
-/// little for the others of its batch, and a tick of 150 distinct mixes makes 19 `sendmmsg` calls
-/// instead of three (batches of 4 cost 6–9 % more CPU per client with distinct gains: docs/perf.md).
-pub const ENCODES_PER_HAND_OVER: usize = 8;
+/// Encodes per hand-over (without `--multithreading`): about 100 µs of work, so a listener waits
+/// little for the others of its batch, and a tick of 150 distinct mixes makes 10 `sendmmsg` calls
+/// instead of one (batches of 4 cost 6–9 % more CPU per client with distinct gains, batches of 8
+/// 3–6 %: docs/perf.md).
+pub const ENCODES_PER_HAND_OVER: usize = 16;
 
 /// Where each shared mix stands in this tick's rendering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
