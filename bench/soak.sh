@@ -35,7 +35,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$tutti" server --port "$jam_port" --serverbindip 127.0.0.1 --numchannels 150 --metrics "$metrics_port" >"$out/server.log" 2>&1 &
+# Run under real-time priority (chrt -f N), the jam server gets one step more than the load it shares the machine with,
+# as an operator would run it (the load generators and the lobby stay at N): a late tick then is the server's own.
+above=()
+if chrt -p $$ 2>/dev/null | grep -q SCHED_FIFO; then
+  above=(chrt -f $(($(chrt -p $$ | sed -n 's/.*scheduling priority: //p') + 1)))
+fi
+"${above[@]}" "$tutti" server --port "$jam_port" --serverbindip 127.0.0.1 --numchannels 150 --metrics "$metrics_port" >"$out/server.log" 2>&1 &
 server=$!
 pids+=("$server")
 "$tutti" lobby --listen "127.0.0.1:$lobby_port" --rate 1000000 --burst 1000000 >"$out/lobby.log" 2>&1 &
