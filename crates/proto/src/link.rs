@@ -39,6 +39,8 @@ pub enum LinkError {
     QueueFull(usize),
     #[error("ACKs are produced by the link itself and cannot be queued")]
     Ack,
+    #[error("a message of {0} bytes does not fit in one frame (65,535 at most) and the peer does not split")]
+    TooLong(usize),
 }
 
 #[derive(Debug)]
@@ -128,12 +130,18 @@ impl Link {
         if id == id::ACKN {
             return Err(LinkError::Ack);
         }
+        let data = message.data();
         if is_connection_less(id) {
+            if data.len() > usize::from(u16::MAX) {
+                return Err(LinkError::TooLong(data.len()));
+            }
             self.transmits.push_back(message.to_datagram(0));
             return Ok(());
         }
-        let data = message.data();
         let parts = if self.peer_splits { split(id, &data) } else { None };
+        if parts.is_none() && data.len() > usize::from(u16::MAX) {
+            return Err(LinkError::TooLong(data.len()));
+        }
         let needed = parts.as_ref().map_or(1, Vec::len);
         if self.queue.len() + needed > self.max_queue {
             return Err(LinkError::QueueFull(self.queue.len()));

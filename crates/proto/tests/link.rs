@@ -292,6 +292,18 @@ fn queue_is_bounded_and_acks_cannot_be_queued() {
 }
 
 #[test]
+fn a_message_too_long_for_one_frame_is_refused_not_a_panic() {
+    // Found by the proto_link fuzz target (crates/fuzz/regressions/proto_link/): a chat text of
+    // 70,000 bytes for a peer that does not split used to panic while framing it.
+    let t0 = Instant::now();
+    let mut a = Link::new(4);
+    let long = Message::ChatText("\u{fffd}".repeat(70_000 / 3));
+    assert_eq!(a.send(t0, &long), Err(LinkError::TooLong(long.data().len())));
+    assert!(a.poll_transmit().is_none(), "nothing was queued");
+    a.send(t0, &Message::ChatText("short".into())).unwrap();
+}
+
+#[test]
 fn send_latest_replaces_a_waiting_copy_but_not_the_one_in_flight() {
     use tutti_proto::message::{ClientListEntry, Profile};
     let list = |n: u8| {
