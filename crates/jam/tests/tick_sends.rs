@@ -112,7 +112,11 @@ fn distinct_mixes_leave_in_small_batches_starting_with_another_listener_each_tic
     let mut firsts = Vec::new();
     for (t, batches) in ticks.iter().enumerate() {
         let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
-        assert_eq!(sizes, [ENCODES_PER_HAND_OVER, 4], "tick {t}: batches of {ENCODES_PER_HAND_OVER} encodes, sent as encoded");
+        assert_eq!(
+            sizes,
+            [ENCODES_PER_HAND_OVER, 4],
+            "tick {t}: batches of {ENCODES_PER_HAND_OVER} encodes, sent as encoded"
+        );
         let order: Vec<SocketAddr> = batches.concat();
         let mut sorted = order.clone();
         sorted.sort();
