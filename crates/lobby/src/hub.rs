@@ -391,7 +391,15 @@ impl<A: Adapter> Hub<A> {
         let notices = self.lobby().disconnect(id);
         match &self.pairing {
             Pairing::Local => self.deliver(notices).await,
-            Pairing::Redis { workers, .. } => drop(workers.lock().unwrap_or_else(|p| p.into_inner()).remove(&id)),
+            Pairing::Redis { workers, .. } => {
+                let mut workers = workers.lock().unwrap_or_else(|p| p.into_inner());
+                drop(workers.remove(&id));
+                // sized for the peak otherwise (see Lobby::disconnect)
+                if workers.capacity() > 4 * workers.len().max(64) {
+                    let len = workers.len();
+                    workers.shrink_to(2 * len);
+                }
+            }
         }
     }
 

@@ -117,6 +117,15 @@ struct Peer<I> {
     call: Option<Call<I>>,
 }
 
+/// Gives a map's room back once it holds under a quarter of what it has room for (keeping room for
+/// twice what it holds): a map never shrinks by itself, and a peer takes a few hundred bytes.
+fn shrink_when_sparse<K: Eq + Hash, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 4 * map.len().max(64) {
+        let len = map.len();
+        map.shrink_to(2 * len);
+    }
+}
+
 /// The lobby state. `I` is the socket id (random, unguessable, never reused).
 #[derive(Debug)]
 pub struct Lobby<I> {
@@ -275,6 +284,9 @@ impl<I: Copy + Eq + Hash + std::fmt::Debug> Lobby<I> {
                 }
             }
         }
+        // a crowd gone (abusers cut, a reconnect storm over) leaves the maps sized for its peak
+        shrink_when_sparse(&mut self.peers);
+        shrink_when_sparse(&mut self.reachable);
         notices
     }
 

@@ -156,7 +156,14 @@ async fn run<A: Adapter>(
     // small frames must leave at once (no Nagle delay): chat and signaling are latency-bound
     let result = match listener.tls {
         None => {
-            let tcp = Admission::new(listener.tcp, true, hub.counters.clone(), hub.config.accept_rate).tap_io(|tcp| {
+            let tcp = Admission::new(
+                listener.tcp,
+                true,
+                hub.counters.clone(),
+                hub.config.accept_rate,
+                hub.config.accept_rate_per_address,
+            )
+            .tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
             });
             axum::serve(tcp, app).with_graceful_shutdown(shutdown).await.map_err(Error::Serve)
@@ -164,7 +171,13 @@ async fn run<A: Adapter>(
         Some(certificate) => {
             let reload = tls::reload_on_hangup(certificate.clone())?;
             // tap_io only for axum's ConnectInfo of a tapped listener; nodelay is set before the handshake
-            let admission = Admission::new(listener.tcp, false, hub.counters.clone(), hub.config.accept_rate);
+            let admission = Admission::new(
+                listener.tcp,
+                false,
+                hub.counters.clone(),
+                hub.config.accept_rate,
+                hub.config.accept_rate_per_address,
+            );
             let tls = TlsListener::new(admission, &certificate, true)?.tap_io(|_| {});
             let result = axum::serve(tls, app).with_graceful_shutdown(shutdown).await.map_err(Error::Serve);
             reload.abort();
