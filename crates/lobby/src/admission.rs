@@ -163,7 +163,8 @@ impl Admission {
                          --accept-rate-per-address allows (no address is logged)",
                     );
                     if self.answer_http {
-                        answer_and_close(tcp, TOO_MANY);
+                        // not waited for here: other addresses' connections are accepted meanwhile
+                        tokio::spawn(answer_and_close(tcp, TOO_MANY));
                     }
                 }
             }
@@ -178,6 +179,15 @@ impl Admission {
                 Ok(accepted) => {
                     if self.spare.is_none() {
                         self.spare = take_spare();
+                        if self.spare.is_none() {
+                            // the spare could not be taken again: this connection took the last
+                            // descriptor, and is refused like one at the limit
+                            self.counters.refused_no_fd.fetch_add(1, Ordering::Relaxed);
+                            if self.answer_http {
+                                answer_and_close(accepted.0, FULL).await;
+                            }
+                            continue;
+                        }
                     }
                     return accepted;
                 }
@@ -214,7 +224,7 @@ impl Admission {
         if let Poll::Ready(Ok((stream, _))) = waiting {
             self.counters.refused_no_fd.fetch_add(1, Ordering::Relaxed);
             if self.answer_http {
-                answer_and_close(stream, FULL);
+                answer_and_close(stream, FULL).await;
             }
         }
         self.spare = take_spare();
@@ -229,10 +239,14 @@ impl Admission {
     }
 }
 
+/// How long a refused connection's request is waited for before the answer.
+const REQUEST_WAIT: Duration = Duration::from_millis(20);
+
 /// Answers a refused connection and closes it.
-fn answer_and_close(stream: TcpStream, answer: &[u8]) {
-    // read what the client already sent, so that closing does not reset the connection and throw
-    // the answer away
+async fn answer_and_close(stream: TcpStream, answer: &[u8]) {
+    // read what the client sent (waiting a moment for a request just accepted), so that closing
+    // does not reset the connection and throw the answer away
+    let _ = tokio::time::timeout(REQUEST_WAIT, stream.readable()).await;
     let mut request = [0u8; 2048];
     let _ = stream.try_read(&mut request);
     let _ = stream.try_write(answer);

@@ -77,17 +77,7 @@ impl<H: EngineIoHandler> EngineIo<H> {
     /// It should be the only way to close a session and to remove a socket from the socket map.
     #[cfg_attr(feature = "tracing", tracing::instrument(skip(self)))]
     pub fn close_session(&self, sid: Sid, reason: DisconnectReason) {
-        let socket = {
-            let mut sockets = self.sockets.write().unwrap();
-            let socket = sockets.remove(&sid);
-            // tutti patch: a crowd gone (a reconnect storm over) leaves the map sized for its
-            // peak otherwise; once under a quarter full it keeps room for twice what it holds
-            if sockets.capacity() > 4 * sockets.len().max(64) {
-                let len = sockets.len();
-                sockets.shrink_to(2 * len);
-            }
-            socket
-        };
+        let socket = { self.sockets.write().unwrap().remove(&sid) };
         let Some(socket) = socket else {
             #[cfg(feature = "tracing")]
             tracing::debug!(

@@ -29,11 +29,6 @@ use crate::{
     queue::Direct,
 };
 
-/// The most frames a connection reads before it lets other tasks run (tutti patch 8). tokio's own
-/// budget does not bound this: the frames of one read (up to the read buffer) are parsed without
-/// touching the socket again.
-const FRAMES_PER_TURN: u32 = 8;
-
 /// How a connection ended without an error.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum End {
@@ -319,8 +314,6 @@ where
         if !wire.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             wire.waker = Some(cx.waker().clone());
         }
-        // frames read in this turn (tutti patch 8)
-        let mut frames = 0;
         loop {
             // the engine wakes the queue's reader when it cancels the session
             this.socket.queue.register(cx.waker());
@@ -355,19 +348,10 @@ where
                 return Poll::Ready(Err(e));
             }
 
-            // tutti patch 8: a client whose frames fill the buffers does not keep the processor
-            // for all of them: after a few, the task lets the others run (what the frames caused
-            // is written above first)
-            if frames == FRAMES_PER_TURN {
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-
             // Read: one frame per turn, so that what it caused is written before the next.
             match ready!(wire.ws.poll_next_unpin(cx)) {
                 None => return Poll::Ready(Ok(End::ClientClosed)),
                 Some(msg) => {
-                    frames += 1;
                     if on_frame(&this.engine, &this.socket, msg?, this.heartbeat.as_mut())? {
                         return Poll::Ready(Ok(End::ClientClosed));
                     }
