@@ -131,6 +131,9 @@ impl Admission {
     /// The next connection to serve: one held back whose turn came, or a new one within its
     /// address's pace.
     pub(crate) async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+        if self.per_address.is_none() {
+            return self.accept_new().await;
+        }
         loop {
             let due = self.held.first_key_value().map(|((at, _), _)| *at);
             let held_due = async {
@@ -179,15 +182,6 @@ impl Admission {
                 Ok(accepted) => {
                     if self.spare.is_none() {
                         self.spare = take_spare();
-                        if self.spare.is_none() {
-                            // the spare could not be taken again: this connection took the last
-                            // descriptor, and is refused like one at the limit
-                            self.counters.refused_no_fd.fetch_add(1, Ordering::Relaxed);
-                            if self.answer_http {
-                                answer_and_close(accepted.0, FULL).await;
-                            }
-                            continue;
-                        }
                     }
                     return accepted;
                 }
@@ -239,14 +233,10 @@ impl Admission {
     }
 }
 
-/// How long a refused connection's request is waited for before the answer.
-const REQUEST_WAIT: Duration = Duration::from_millis(20);
-
 /// Answers a refused connection and closes it.
 async fn answer_and_close(stream: TcpStream, answer: &[u8]) {
-    // read what the client sent (waiting a moment for a request just accepted), so that closing
-    // does not reset the connection and throw the answer away
-    let _ = tokio::time::timeout(REQUEST_WAIT, stream.readable()).await;
+    // read what the client already sent, so that closing does not reset the connection and throw
+    // the answer away
     let mut request = [0u8; 2048];
     let _ = stream.try_read(&mut request);
     let _ = stream.try_write(answer);

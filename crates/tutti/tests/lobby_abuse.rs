@@ -203,6 +203,9 @@ async fn at_the_open_files_limit() {
         "lobby",
         "--listen",
         "127.0.0.1:0",
+        // the open-files limit alone (the pace per address holds nothing back at these counts)
+        NO_ADDRESS_PACE[0],
+        NO_ADDRESS_PACE[1],
     ]);
     let mut lobby = Lobby::spawn(command);
     let pid = lobby.pid();
