@@ -4,6 +4,7 @@
 #
 #   flock /work/notes/bench.lock chrt -f 50 bench/lobby-abuse.sh          everything (about 5 minutes)
 #   ABUSERS=200 PAIRS=20 bench/lobby-abuse.sh local                        one phase, smaller
+#   LOBBY_ARGS="--accept-rate 500" bench/lobby-abuse.sh "local redis"      with other lobby flags
 #
 # Phases (each with a fresh `tutti lobby`, default limits, pinned to core 0; the load generator
 # crates/lobby/examples/lobby_load.rs on core 1):
@@ -57,7 +58,8 @@ start_lobby() {
   local log="$out/$1.log"
   shift
   addr="127.0.0.1:$(free_port)"
-  taskset -c 0 "$tutti" lobby --listen "$addr" "$@" >"$log" 2>&1 &
+  # shellcheck disable=SC2086 # LOBBY_ARGS: several flags
+  taskset -c 0 "$tutti" lobby --listen "$addr" ${LOBBY_ARGS:-} "$@" >"$log" 2>&1 &
   lobby_pid=$!
   pids+=("$lobby_pid")
   for _ in $(seq 100); do
@@ -109,7 +111,8 @@ for phase in $phases; do
       wait "$redis_pid" 2>/dev/null || true
       ;;
     nofile)
-      start_lobby nofile
+      # 10,500 sockets from each of two addresses: no per-address pace here
+      start_lobby nofile --accept-rate-per-address 0
       fds_before=$(ls "/proc/$lobby_pid/fd" | wc -l)
       cpu() { awk '{print $14 + $15}' "/proc/$lobby_pid/stat"; }
       gens=()

@@ -34,7 +34,7 @@ cd "$(dirname "$0")/.."
 IDLE=${IDLE:-19000}
 SECS=${SECS:-10}
 RELAY_RATE=${RELAY_RATE:-10000}
-LIMITS=(--rate 1000000 --burst 1000000)
+LIMITS=(--rate 1000000 --burst 1000000 --accept-rate-per-address 0)
 target=${CARGO_TARGET_DIR:-target}
 out=${OUT:-$target/lobby-bench}
 mkdir -p "$out"

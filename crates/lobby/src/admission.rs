@@ -8,9 +8,15 @@
 //!
 //! New connections are also paced (`--accept-rate`, a token bucket of one second's worth): a
 //! reconnect storm then waits in the kernel's queue, which costs nothing, instead of taking the
-//! processor from the sockets already connected with handshakes.
+//! processor from the sockets already connected with handshakes. And per client address
+//! (`--accept-rate-per-address`, see [`AddressPace`]): a connection from an address over its pace is
+//! accepted and held back here until its turn (so that it does not hold up other addresses' in the
+//! kernel's queue), or refused like one at the open-files limit when its turn is too far ahead or too
+//! many are held back already.
 
+use crate::address_pace::AddressPace;
 use crate::metrics::Counters;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
@@ -26,6 +32,8 @@ const EMFILE: i32 = 24;
 /// The pause after an accept error that is not about descriptors (`ENOBUFS`, `ENOMEM`, …), and when
 /// no spare descriptor could be had.
 const PAUSE: Duration = Duration::from_millis(50);
+/// The most connections held back for their address's pace at once; more are refused.
+const MAX_HELD: usize = 1024;
 /// At most one warning this often while connections are being refused.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
@@ -33,9 +41,17 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
 Content-Length: 40\r\nRetry-After: 5\r\nConnection: close\r\n\r\nthe lobby is full now: try again later\r\n";
 
+/// What a plain HTTP client from an address over its pace is told when refused.
+const TOO_MANY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Length: 57\r\nRetry-After: 10\r\nConnection: close\r\n\r\ntoo many connections from your address: try again later\r\n";
+
 /// The listening socket with its spare descriptor.
 pub(crate) struct Admission {
     tcp: TcpListener,
+    /// Per address: the schedules, and the connections held back by when they are due (and order).
+    per_address: Option<AddressPace>,
+    held: BTreeMap<(Instant, u64), (TcpStream, SocketAddr)>,
+    held_seq: u64,
     spare: Option<File>,
     /// Refused connections get the 503 answer (not for TLS).
     answer_http: bool,
@@ -86,17 +102,80 @@ fn take_spare() -> Option<File> {
 }
 
 impl Admission {
-    /// `accept_rate`: connections accepted a second at most (0: any number).
-    pub(crate) fn new(tcp: TcpListener, answer_http: bool, counters: Arc<Counters>, accept_rate: f64) -> Self {
-        Admission { tcp, spare: take_spare(), answer_http, counters, warned: None, pace: Pace::new(accept_rate) }
+    /// `accept_rate`: connections accepted a second at most (0: any number); `per_address`: from one
+    /// address (0: any number).
+    pub(crate) fn new(
+        tcp: TcpListener,
+        answer_http: bool,
+        counters: Arc<Counters>,
+        accept_rate: f64,
+        per_address: f64,
+    ) -> Self {
+        Admission {
+            tcp,
+            per_address: AddressPace::new(per_address),
+            held: BTreeMap::new(),
+            held_seq: 0,
+            spare: take_spare(),
+            answer_http,
+            counters,
+            warned: None,
+            pace: Pace::new(accept_rate),
+        }
     }
 
     pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
         self.tcp.local_addr()
     }
 
-    /// The next connection this process has room for.
+    /// The next connection to serve: one held back whose turn came, or a new one within its
+    /// address's pace.
     pub(crate) async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+        if self.per_address.is_none() {
+            return self.accept_new().await;
+        }
+        loop {
+            let due = self.held.first_key_value().map(|((at, _), _)| *at);
+            let held_due = async {
+                match due {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let (tcp, peer) = tokio::select! {
+                biased;
+                () = held_due => {
+                    let Some((_, accepted)) = self.held.pop_first() else { continue };
+                    return accepted;
+                }
+                accepted = self.accept_new() => accepted,
+            };
+            let now = Instant::now();
+            let Some(pace) = self.per_address.as_mut() else { return (tcp, peer) };
+            match pace.admit(peer.ip(), now) {
+                Some(at) if at <= now => return (tcp, peer),
+                Some(at) if self.held.len() < MAX_HELD => {
+                    self.counters.held.fetch_add(1, Ordering::Relaxed);
+                    self.held_seq += 1;
+                    self.held.insert((at, self.held_seq), (tcp, peer));
+                }
+                _ => {
+                    self.counters.refused_address.fetch_add(1, Ordering::Relaxed);
+                    self.warn(
+                        "lobby: refusing connections from an address that opens them faster than \
+                         --accept-rate-per-address allows (no address is logged)",
+                    );
+                    if self.answer_http {
+                        // not waited for here: other addresses' connections are accepted meanwhile
+                        tokio::spawn(answer_and_close(tcp, TOO_MANY));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next new connection this process has room for, within the accept rate.
+    async fn accept_new(&mut self) -> (TcpStream, SocketAddr) {
         self.pace.next(&self.counters).await;
         loop {
             match self.tcp.accept().await {
@@ -139,13 +218,8 @@ impl Admission {
         if let Poll::Ready(Ok((stream, _))) = waiting {
             self.counters.refused_no_fd.fetch_add(1, Ordering::Relaxed);
             if self.answer_http {
-                // read what the client already sent, so that closing does not reset the connection
-                // and throw the answer away
-                let mut request = [0u8; 2048];
-                let _ = stream.try_read(&mut request);
-                let _ = stream.try_write(FULL);
+                answer_and_close(stream, FULL).await;
             }
-            drop(stream);
         }
         self.spare = take_spare();
     }
@@ -157,6 +231,15 @@ impl Admission {
             tracing::warn!("{message}");
         }
     }
+}
+
+/// Answers a refused connection and closes it.
+async fn answer_and_close(stream: TcpStream, answer: &[u8]) {
+    // read what the client already sent, so that closing does not reset the connection and throw
+    // the answer away
+    let mut request = [0u8; 2048];
+    let _ = stream.try_read(&mut request);
+    let _ = stream.try_write(answer);
 }
 
 fn is_connection_error(e: &io::Error) -> bool {

@@ -11,6 +11,11 @@ use std::time::Duration;
 /// restarted lobby's users reconnecting at once need: Socket.IO clients spread their reconnects over
 /// seconds), low enough that a reconnect storm cannot take the processor from the pairs talking.
 pub const DEFAULT_ACCEPT_RATE: f64 = 1000.0;
+/// New connections accepted a second from one address by default (after a burst of 500): a
+/// reconnect storm from one address costs 50 handshakes a second; a crowd behind one address
+/// (hundreds at once) connects at once. Behind a reverse proxy every connection comes from the
+/// proxy's address: set it to 0 there (and pace in the proxy).
+pub const DEFAULT_ACCEPT_RATE_PER_ADDRESS: f64 = 50.0;
 
 /// One WebRTC ICE server as the page's `RTCPeerConnection` takes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +40,9 @@ pub struct LobbyConfig {
     pub limits: Limits,
     /// New connections accepted a second at most (in bursts of one second's worth; 0: no limit).
     pub accept_rate: f64,
+    /// New connections from one client address (an IPv6 /64) accepted a second at most, after a
+    /// burst of ten seconds' worth; more are held back, and refused beyond 10 s (0: no limit).
+    pub accept_rate_per_address: f64,
     /// How long a waiter with interests holds out for a shared one before taking anyone.
     pub fallback_wait: Duration,
     /// ICE servers for the page (none by default: no third party is contacted unless configured).
@@ -71,6 +79,7 @@ impl LobbyConfig {
             listen,
             limits: Limits::default(),
             accept_rate: DEFAULT_ACCEPT_RATE,
+            accept_rate_per_address: DEFAULT_ACCEPT_RATE_PER_ADDRESS,
             fallback_wait: Duration::from_secs(5),
             ice_servers: Vec::new(),
             no_partner_notice_after: Duration::from_secs(15),

@@ -426,6 +426,11 @@ impl<A: Adapter> Hub<A> {
         let most = self.most_sockets.fetch_max(sockets, Ordering::Relaxed).max(sockets);
         if sockets + TRIM_AFTER_LEAVING <= most {
             self.most_sockets.store(sockets, Ordering::Relaxed);
+            // the maps first: what they give back is then trimmed too
+            self.lobby().shrink();
+            if let Pairing::Redis { workers, .. } = &self.pairing {
+                crate::lobby::shrink_when_sparse(&mut workers.lock().unwrap_or_else(|p| p.into_inner()));
+            }
             #[cfg(all(target_os = "linux", target_env = "gnu"))]
             // SAFETY: malloc_trim only returns free memory of the allocator's own arenas.
             unsafe {

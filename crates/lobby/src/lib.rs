@@ -22,6 +22,7 @@ pub use limits::{Budget, Limits};
 pub use lobby::{CallEnd, Counts, Lobby, Notice, Refusals, CHALLENGE_TTL};
 pub use online::Online;
 
+mod address_pace;
 mod admission;
 mod config;
 #[doc(hidden)]
@@ -37,7 +38,7 @@ mod relay;
 pub mod server;
 pub mod tls;
 
-pub use config::{IceServer, LobbyConfig, DEFAULT_ACCEPT_RATE};
+pub use config::{IceServer, LobbyConfig, DEFAULT_ACCEPT_RATE, DEFAULT_ACCEPT_RATE_PER_ADDRESS};
 pub use relay::{random_user_id, TurnAccess, DEFAULT_TURN_TTL};
 pub use server::LobbyServer;
 pub use tls::TlsFiles;

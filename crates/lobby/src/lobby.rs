@@ -117,6 +117,15 @@ struct Peer<I> {
     call: Option<Call<I>>,
 }
 
+/// Gives a map's room back once it holds under a quarter of what it has room for (keeping room for
+/// twice what it holds): a map never shrinks by itself, and a peer takes a few hundred bytes.
+pub(crate) fn shrink_when_sparse<K: Eq + Hash, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 4 * map.len().max(64) {
+        let len = map.len();
+        map.shrink_to(2 * len);
+    }
+}
+
 /// The lobby state. `I` is the socket id (random, unguessable, never reused).
 #[derive(Debug)]
 pub struct Lobby<I> {
@@ -276,6 +285,15 @@ impl<I: Copy + Eq + Hash + std::fmt::Debug> Lobby<I> {
             }
         }
         notices
+    }
+
+    /// Gives back the room of its maps once they hold under a quarter of what they have room for: a
+    /// crowd gone (abusers cut, a reconnect storm over) leaves them sized for its peak otherwise.
+    /// Call now and then (not on every disconnect: resizing back and forth under churn fragments
+    /// the allocator's memory).
+    pub fn shrink(&mut self) {
+        shrink_when_sparse(&mut self.peers);
+        shrink_when_sparse(&mut self.reachable);
     }
 
     /// Tries the random fallback for waiters whose wait just ran out. Call a few times a second.

@@ -44,6 +44,10 @@ pub(crate) struct Counters {
     pub(crate) orphans: AtomicU64,
     /// Connections whose accept waited for the accept rate.
     pub(crate) paced: AtomicU64,
+    /// Connections held back for their address's pace.
+    pub(crate) held: AtomicU64,
+    /// Connections refused because their address's turn was too far ahead.
+    pub(crate) refused_address: AtomicU64,
     /// Other accept errors (each followed by a short pause).
     pub(crate) accept_errors: AtomicU64,
 }
@@ -94,6 +98,18 @@ impl Counters {
             "Connections accepted only after waiting for the accept rate (--accept-rate).",
             load(&self.paced),
         );
+        one(
+            "lobby_accepts_held_total",
+            "counter",
+            "Connections held back for their address's pace (--accept-rate-per-address) before being served.",
+            load(&self.held),
+        );
+        one(
+            "lobby_connections_refused_address_total",
+            "counter",
+            "Connections refused because their address opened too many too fast (--accept-rate-per-address).",
+            load(&self.refused_address),
+        );
         one("lobby_accept_errors_total", "counter", "Other errors accepting a connection.", load(&self.accept_errors));
         let name = "lobby_sockets_disconnected_total";
         let _ = writeln!(out, "# HELP {name} Sockets gone, by reason.\n# TYPE {name} counter");
@@ -113,12 +129,15 @@ mod tests {
         let counters = Counters::default();
         counters.disconnected(DisconnectReason::ServerNSDisconnect);
         counters.refused_no_fd.fetch_add(2, Ordering::Relaxed);
+        counters.held.fetch_add(5, Ordering::Relaxed);
         let text = counters.render(Counts { sockets: 3, waiting: 1, pairs: 1 }, Refusals { strikes: 40, cut: 1 });
         for line in [
             "lobby_sockets 3",
             "lobby_strikes_total 40",
             "lobby_sockets_cut_total 1",
             "lobby_connections_refused_total 2",
+            "lobby_accepts_held_total 5",
+            "lobby_connections_refused_address_total 0",
             "lobby_sockets_disconnected_total{reason=\"server_disconnect\"} 1",
             "lobby_sockets_disconnected_total{reason=\"transport_close\"} 0",
         ] {

@@ -154,9 +154,20 @@ async fn run<A: Adapter>(
         .layer(axum::middleware::map_request(keep_needed_headers));
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     // small frames must leave at once (no Nagle delay): chat and signaling are latency-bound
+    let config = &hub.config;
+    // refused connections get a 503 over plain HTTP only
+    let admission = |answer_http| {
+        Admission::new(
+            listener.tcp,
+            answer_http,
+            hub.counters.clone(),
+            config.accept_rate,
+            config.accept_rate_per_address,
+        )
+    };
     let result = match listener.tls {
         None => {
-            let tcp = Admission::new(listener.tcp, true, hub.counters.clone(), hub.config.accept_rate).tap_io(|tcp| {
+            let tcp = admission(true).tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
             });
             axum::serve(tcp, app).with_graceful_shutdown(shutdown).await.map_err(Error::Serve)
@@ -164,8 +175,7 @@ async fn run<A: Adapter>(
         Some(certificate) => {
             let reload = tls::reload_on_hangup(certificate.clone())?;
             // tap_io only for axum's ConnectInfo of a tapped listener; nodelay is set before the handshake
-            let admission = Admission::new(listener.tcp, false, hub.counters.clone(), hub.config.accept_rate);
-            let tls = TlsListener::new(admission, &certificate, true)?.tap_io(|_| {});
+            let tls = TlsListener::new(admission(false), &certificate, true)?.tap_io(|_| {});
             let result = axum::serve(tls, app).with_graceful_shutdown(shutdown).await.map_err(Error::Serve);
             reload.abort();
             result

@@ -62,6 +62,11 @@ pub struct Args {
     /// [default: 1000].
     #[arg(long, value_name = "N")]
     pub accept_rate: Option<f64>,
+    /// New connections per second from one client address (an IPv6 /64) at most, after a burst of
+    /// ten seconds' worth; more are held back, refused beyond 10 s (0: no limit) [default: 50].
+    /// Behind a reverse proxy all come from the proxy: set 0 and pace there.
+    #[arg(long, value_name = "N")]
+    pub accept_rate_per_address: Option<f64>,
     /// TURN relay URL matched users get credentials for (repeatable: e.g. turn:HOST:3478 and
     /// turn:HOST:3478?transport=tcp). Needs --turn-secret-file, or names the --turn-embedded relay.
     #[arg(long, value_name = "URL")]
@@ -115,6 +120,7 @@ struct FileLobby {
     burst: Option<f64>,
     strikes: Option<u32>,
     accept_rate: Option<f64>,
+    accept_rate_per_address: Option<f64>,
     turn_url: Option<Vec<String>>,
     turn_secret_file: Option<PathBuf>,
     turn_ttl: Option<u64>,
@@ -210,6 +216,16 @@ impl Args {
         config.accept_rate = self.accept_rate.or(file.accept_rate).unwrap_or(tutti_lobby::DEFAULT_ACCEPT_RATE);
         if !(config.accept_rate >= 0.0 && config.accept_rate.is_finite()) {
             bail!("--accept-rate {}: give a number of connections a second, or 0 for no limit", config.accept_rate);
+        }
+        config.accept_rate_per_address = self
+            .accept_rate_per_address
+            .or(file.accept_rate_per_address)
+            .unwrap_or(tutti_lobby::DEFAULT_ACCEPT_RATE_PER_ADDRESS);
+        if !(config.accept_rate_per_address >= 0.0 && config.accept_rate_per_address.is_finite()) {
+            bail!(
+                "--accept-rate-per-address {}: give a number of connections a second, or 0 for no limit",
+                config.accept_rate_per_address
+            );
         }
         config.tls = match (self.tls_cert.clone().or(file.tls_cert), self.tls_key.clone().or(file.tls_key)) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),

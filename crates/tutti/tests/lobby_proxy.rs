@@ -94,7 +94,7 @@ fn socket_io_through_nginx_with_the_documented_config() {
     let output = dir.join("tutti-stderr.txt");
     let mut command = Command::new(env!("CARGO_BIN_EXE_tutti"));
     command
-        .args(["lobby", "--listen", "127.0.0.1:0"])
+        .args(["lobby", "--listen", "127.0.0.1:0", "--accept-rate-per-address", "0"])
         .env("RUST_LOG", "debug")
         .stderr(std::fs::File::create(&output).unwrap());
     let lobby = Lobby::spawn(command);
