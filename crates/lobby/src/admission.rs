@@ -34,6 +34,8 @@ const EMFILE: i32 = 24;
 const PAUSE: Duration = Duration::from_millis(50);
 /// The most connections held back for their address's pace at once; more are refused.
 const MAX_HELD: usize = 1024;
+/// How long a refused connection's request is waited for before the answer.
+const LINGER: Duration = Duration::from_millis(50);
 /// At most one warning this often while connections are being refused.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
@@ -235,9 +237,10 @@ impl Admission {
 
 /// Answers a refused connection and closes it.
 async fn answer_and_close(stream: TcpStream, answer: &[u8]) {
-    // read what the client already sent, so that closing does not reset the connection and throw
-    // the answer away
+    // Wait a moment for the request and read it, so that closing does not reset the connection and
+    // throw the answer away (a request that arrives after the close is answered with a reset).
     let mut request = [0u8; 2048];
+    let _ = tokio::time::timeout(LINGER, stream.readable()).await;
     let _ = stream.try_read(&mut request);
     let _ = stream.try_write(answer);
 }
