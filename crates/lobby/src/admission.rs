@@ -34,8 +34,9 @@ const EMFILE: i32 = 24;
 const PAUSE: Duration = Duration::from_millis(50);
 /// The most connections held back for their address's pace at once; more are refused.
 const MAX_HELD: usize = 1024;
-/// How long a refused connection's request is waited for before the answer.
-const LINGER: Duration = Duration::from_millis(50);
+/// How long a refused connection's request is waited for before the answer (a client that sends
+/// its request at once costs no wait; on a loaded machine 50 ms was too short).
+const LINGER: Duration = Duration::from_millis(500);
 /// At most one warning this often while connections are being refused.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
