@@ -131,16 +131,16 @@ impl Link {
             return Err(LinkError::Ack);
         }
         let data = message.data();
-        if is_connection_less(id) {
-            if data.len() > usize::from(u16::MAX) {
-                return Err(LinkError::TooLong(data.len()));
-            }
-            self.transmits.push_back(message.to_datagram(0));
-            return Ok(());
-        }
-        let parts = if self.peer_splits { split(id, &data) } else { None };
+        let connection_less = is_connection_less(id);
+        let parts = if self.peer_splits && !connection_less { split(id, &data) } else { None };
         if parts.is_none() && data.len() > usize::from(u16::MAX) {
             return Err(LinkError::TooLong(data.len()));
+        }
+        if connection_less {
+            let mut datagram = Vec::with_capacity(data.len() + crate::frame::OVERHEAD);
+            write_frame(&mut datagram, id, 0, &data);
+            self.transmits.push_back(datagram);
+            return Ok(());
         }
         let needed = parts.as_ref().map_or(1, Vec::len);
         if self.queue.len() + needed > self.max_queue {
