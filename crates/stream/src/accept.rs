@@ -10,7 +10,6 @@ use crate::request::{self, Route};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -30,15 +29,12 @@ pub(crate) type SiteIo = Prefixed<StallGuarded<TcpStream>>;
 pub(crate) struct Doors {
     pub audience: Arc<Audience>,
     pub stall: Duration,
-    /// Counts site connections closed for making no progress.
-    pub stalled: Arc<AtomicU64>,
     pub listeners: std::sync::mpsc::Sender<Joining<std::net::TcpStream>>,
 }
 
 /// Accepts connections for ever, sorting each in a task of its own; returns the router's side.
-pub(crate) fn open(tcp: TcpListener, doors: Doors) -> SiteListener {
+pub(crate) fn open(tcp: TcpListener, local_addr: SocketAddr, doors: Doors) -> SiteListener {
     let (site, connections) = mpsc::channel(SITE_QUEUE);
-    let local_addr = tcp.local_addr();
     let doors = Arc::new(doors);
     tokio::spawn(async move {
         loop {
@@ -89,7 +85,7 @@ async fn sort(mut stream: TcpStream, doors: Arc<Doors>, site: mpsc::Sender<(Site
             let _ = stream.write_all(request::LISTEN_HEAD).await;
         }
         Ok(Some(_)) => {
-            let inner = StallGuarded::new(stream, doors.stall, doors.stalled.clone());
+            let inner = StallGuarded::new(stream, doors.stall);
             let anonymous = SocketAddr::from(([0, 0, 0, 0], 0));
             let _ = site.send((Prefixed { head, read: 0, inner }, anonymous)).await;
         }
@@ -101,7 +97,7 @@ async fn sort(mut stream: TcpStream, doors: Arc<Doors>, site: mpsc::Sender<(Site
 /// The router's listener: the site connections sorted out by `open`.
 pub(crate) struct SiteListener {
     connections: mpsc::Receiver<(SiteIo, SocketAddr)>,
-    local_addr: io::Result<SocketAddr>,
+    local_addr: SocketAddr,
 }
 
 impl axum::serve::Listener for SiteListener {
@@ -116,10 +112,7 @@ impl axum::serve::Listener for SiteListener {
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        match &self.local_addr {
-            Ok(address) => Ok(*address),
-            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-        }
+        Ok(self.local_addr)
     }
 }
 

@@ -4,8 +4,6 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -15,12 +13,11 @@ pub(crate) struct StallGuarded<S> {
     inner: S,
     stall: Duration,
     waiting: Option<Pin<Box<Sleep>>>,
-    dropped: Arc<AtomicU64>,
 }
 
 impl<S> StallGuarded<S> {
-    pub fn new(inner: S, stall: Duration, dropped: Arc<AtomicU64>) -> Self {
-        StallGuarded { inner, stall, waiting: None, dropped }
+    pub fn new(inner: S, stall: Duration) -> Self {
+        StallGuarded { inner, stall, waiting: None }
     }
 
     /// `Pending` from the inner stream: arms the deadline, or fails once it passed.
@@ -28,10 +25,7 @@ impl<S> StallGuarded<S> {
         let stall = self.stall;
         let sleep = self.waiting.get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
         match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "listener stopped reading")))
-            }
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "listener stopped reading"))),
             Poll::Pending => Poll::Pending,
         }
     }

@@ -150,13 +150,8 @@ impl Stream {
                         Ok(tcp) => tcp,
                         Err(e) => return tracing::warn!("stream listener: {e}"),
                     };
-                    let doors = accept::Doors {
-                        audience: site.audience.clone(),
-                        stall,
-                        stalled: Arc::default(),
-                        listeners: joining_tx,
-                    };
-                    let listener = accept::open(tcp, doors);
+                    let doors = accept::Doors { audience: site.audience.clone(), stall, listeners: joining_tx };
+                    let listener = accept::open(tcp, local_addr, doors);
                     // Not a graceful shutdown: live streams never end by themselves.
                     tokio::select! {
                         served = axum::serve(listener, http::router(site)) => {
