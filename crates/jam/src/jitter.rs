@@ -162,8 +162,7 @@ impl JitterBuffer {
         self.filled = [false; CAPACITY];
         self.next = None;
         self.filling = true;
-        self.trim_pulls = 0;
-        self.trim_min_depth = i32::MAX;
+        self.start_trim_window();
         (self.dry_since, self.dry_gap, self.dry) = (None, u64::MAX, false);
     }
 
@@ -233,8 +232,7 @@ impl JitterBuffer {
         if self.dry {
             // The spell is over: what waits from now on is measured afresh.
             self.dry = false;
-            self.trim_pulls = 0;
-            self.trim_min_depth = i32::MAX;
+            self.start_trim_window();
         }
         let allowance = i32::from(self.size) + 2;
         let mut over = depth - allowance;
@@ -280,9 +278,13 @@ impl JitterBuffer {
             return 0;
         }
         let surplus = (self.trim_min_depth - self.target()).max(0);
+        self.start_trim_window();
+        surplus
+    }
+
+    fn start_trim_window(&mut self) {
         self.trim_pulls = 0;
         self.trim_min_depth = i32::MAX;
-        surplus
     }
 
     /// Auto sizing: grow when frames missing at their turn exceed 0.5 % of a window; shrink after
