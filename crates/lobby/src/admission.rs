@@ -238,12 +238,30 @@ impl Admission {
 
 /// Answers a refused connection and closes it.
 async fn answer_and_close(stream: TcpStream, answer: &[u8]) {
-    // Wait a moment for the request and read it, so that closing does not reset the connection and
-    // throw the answer away (a request that arrives after the close is answered with a reset).
+    // Wait a moment for the whole request head and read it, so that closing does not reset the
+    // connection and throw the answer away: a request that arrives after the close is answered with a
+    // reset, and a client may send its request in pieces (answered after the first, the rest of it
+    // met a closed socket and the client saw "broken pipe" instead of the 503).
+    let deadline = tokio::time::Instant::now() + LINGER;
     let mut request = [0u8; 2048];
-    let _ = tokio::time::timeout(LINGER, stream.readable()).await;
-    let _ = stream.try_read(&mut request);
+    let mut read = 0;
+    while read < request.len() && !head_complete(&request[..read]) {
+        if tokio::time::timeout_at(deadline, stream.readable()).await.is_err() {
+            break;
+        }
+        match stream.try_read(&mut request[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
     let _ = stream.try_write(answer);
+}
+
+/// Whether the bytes read so far hold a whole HTTP request head (ended by an empty line).
+fn head_complete(read: &[u8]) -> bool {
+    read.windows(4).any(|w| w == b"\r\n\r\n")
 }
 
 fn is_connection_error(e: &io::Error) -> bool {
