@@ -152,6 +152,8 @@ if (scenario === 'polling') {
   const a = await open('A');
   const b = await open('B');
   for (const p of [a, b]) {
+    // the switch is set once the page has its config.json, which may come after the socket connects
+    await dataIs(p, 'hideip', 'forced');
     if (!(await p.page.isChecked('#hideip')) || !(await p.page.isDisabled('#hideip'))) await fail(`${p.name}: the switch is not on and locked`);
   }
   await hiddenCall(a, b, 'forced');
