@@ -5,6 +5,7 @@
 #   flock /work/notes/bench.lock chrt -f 50 bench/lobby-abuse.sh          everything (about 5 minutes)
 #   ABUSERS=200 PAIRS=20 bench/lobby-abuse.sh local                        one phase, smaller
 #   LOBBY_ARGS="--accept-rate 500" bench/lobby-abuse.sh "local redis"      with other lobby flags
+#   TUTTI=/path/to/tutti bench/lobby-abuse.sh local                        another build (an earlier one) as the lobby
 #
 # Phases (each with a fresh `tutti lobby`, default limits, pinned to core 0; the load generator
 # crates/lobby/examples/lobby_load.rs on core 1):
@@ -38,7 +39,7 @@ mkdir -p "$out"
 
 cargo build --release --locked -q -p tutti
 cargo build --release --locked -q -p tutti-lobby --example lobby_load
-tutti="$target/release/tutti"
+tutti=${TUTTI:-$target/release/tutti}
 load="$target/release/examples/lobby_load"
 ulimit -n "$(ulimit -Hn)"
 chrt -p $$ 2>/dev/null | grep -q SCHED_FIFO || echo "lobby-abuse.sh: not real-time; numbers will be noisy (run under chrt -f 50)" >&2

@@ -418,23 +418,17 @@ impl<A: Adapter> Hub<A> {
         self.give_back_memory();
     }
 
-    /// Once many sockets have left (a crowd gone, abusers cut), hands the memory they used back to
-    /// the system: glibc's allocator keeps freed memory inside its arenas otherwise, and the process
-    /// would stay at its high-water mark.
+    /// Once many sockets have left (a crowd gone, abusers cut), shrinks the maps that grew for them, so
+    /// that the allocator can hand the memory back to the system (the `tutti` binary's jemalloc does
+    /// within about a second: docs/reliability.md).
     fn give_back_memory(&self) {
         let sockets = self.lobby().counts().sockets;
         let most = self.most_sockets.fetch_max(sockets, Ordering::Relaxed).max(sockets);
         if sockets + TRIM_AFTER_LEAVING <= most {
             self.most_sockets.store(sockets, Ordering::Relaxed);
-            // the maps first: what they give back is then trimmed too
             self.lobby().shrink();
             if let Pairing::Redis { workers, .. } = &self.pairing {
                 crate::lobby::shrink_when_sparse(&mut workers.lock().unwrap_or_else(|p| p.into_inner()));
-            }
-            #[cfg(all(target_os = "linux", target_env = "gnu"))]
-            // SAFETY: malloc_trim only returns free memory of the allocator's own arenas.
-            unsafe {
-                libc::malloc_trim(0);
             }
         }
     }

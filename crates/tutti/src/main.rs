@@ -25,6 +25,22 @@ mod turn;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// The allocator is jemalloc: after a crowd leaves (the lobby's abusers cut, a jam server's clients gone)
+/// it hands the freed memory back to the system, where glibc's kept the process at about its high-water
+/// mark (pages held by a few live chunks; docs/reliability.md has the measurements).
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's settings, read when it starts: freed pages go back to the system over about a second
+/// (`dirty_decay_ms`, 10 s by default) and at once from there (`muzzy_decay_ms`), by a thread of its own
+/// (`background_thread`: without it an arena that went idle after a crowd left kept its pages). The
+/// environment's `_RJEM_MALLOC_CONF` is read after these, so an operator can override them.
+#[cfg(target_os = "linux")]
+#[export_name = "_rjem_malloc_conf"]
+#[used]
+static MALLOC_CONF: &[u8; 60] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
 /// tutti: a privacy-first real-time communication server. Speaks the Jamulus 3.9.1 protocol.
 #[derive(Debug, Parser)]
 #[command(name = "tutti", version, about, long_about = None, propagate_version = true)]
