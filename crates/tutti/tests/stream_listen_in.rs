@@ -135,7 +135,14 @@ fn a_real_jamulus_click_is_in_the_stream_that_opusdec_decodes() {
     let page = String::from_utf8(fetch(&format!("http://{http}/"), 5.0)).unwrap();
     assert!(page.contains("Listen Club") && page.contains("Playing: Metro"), "{page}");
     assert!(page.contains("src=\"/stream.opus\"") && page.contains("href=\"/privacy\""));
-    let status = get_json(http, "/status.json");
+    // the listener that left is uncounted when the server's next writes to it fail: one or two groups of
+    // pages (60 ms each) after it closed, later on a loaded machine
+    let mut status = get_json(http, "/status.json");
+    let started = std::time::Instant::now();
+    while status["listeners"].as_u64() != Some(0) && started.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(50));
+        status = get_json(http, "/status.json");
+    }
     assert_eq!((status["channels"].as_u64(), status["listeners"].as_u64()), (Some(1), Some(0)), "{status}");
     let privacy = String::from_utf8(fetch(&format!("http://{http}/privacy"), 5.0)).unwrap();
     assert!(privacy.contains("listen-in stream"), "the policy served with the stream mentions it");
