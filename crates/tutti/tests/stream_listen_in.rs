@@ -137,12 +137,8 @@ fn a_real_jamulus_click_is_in_the_stream_that_opusdec_decodes() {
     assert!(page.contains("src=\"/stream.opus\"") && page.contains("href=\"/privacy\""));
     // the listener that left is uncounted when the server's next writes to it fail: one or two groups of
     // pages (60 ms each) after it closed, later on a loaded machine
-    let mut status = get_json(http, "/status.json");
-    let started = std::time::Instant::now();
-    while status["listeners"].as_u64() != Some(0) && started.elapsed() < Duration::from_secs(3) {
-        std::thread::sleep(Duration::from_millis(50));
-        status = get_json(http, "/status.json");
-    }
+    support::wait_until(Duration::from_secs(3), || get_json(http, "/status.json")["listeners"] == 0);
+    let status = get_json(http, "/status.json");
     assert_eq!((status["channels"].as_u64(), status["listeners"].as_u64()), (Some(1), Some(0)), "{status}");
     let privacy = String::from_utf8(fetch(&format!("http://{http}/privacy"), 5.0)).unwrap();
     assert!(privacy.contains("listen-in stream"), "the policy served with the stream mentions it");
