@@ -213,20 +213,16 @@ impl Args {
             bail!("--rate must be above 0 and --burst at least 1");
         }
         config.limits = limits;
-        config.accept_rate = self.accept_rate.or(file.accept_rate).unwrap_or(tutti_lobby::DEFAULT_ACCEPT_RATE);
-        if !(config.accept_rate >= 0.0 && config.accept_rate.is_finite()) {
-            bail!("--accept-rate {}: give a number of connections a second, or 0 for no limit", config.accept_rate);
-        }
-        config.accept_rate_per_address = self
-            .accept_rate_per_address
-            .or(file.accept_rate_per_address)
-            .unwrap_or(tutti_lobby::DEFAULT_ACCEPT_RATE_PER_ADDRESS);
-        if !(config.accept_rate_per_address >= 0.0 && config.accept_rate_per_address.is_finite()) {
-            bail!(
-                "--accept-rate-per-address {}: give a number of connections a second, or 0 for no limit",
-                config.accept_rate_per_address
-            );
-        }
+        config.accept_rate = connection_rate(
+            "--accept-rate",
+            self.accept_rate.or(file.accept_rate).unwrap_or(tutti_lobby::DEFAULT_ACCEPT_RATE),
+        )?;
+        config.accept_rate_per_address = connection_rate(
+            "--accept-rate-per-address",
+            self.accept_rate_per_address
+                .or(file.accept_rate_per_address)
+                .unwrap_or(tutti_lobby::DEFAULT_ACCEPT_RATE_PER_ADDRESS),
+        )?;
         config.tls = match (self.tls_cert.clone().or(file.tls_cert), self.tls_key.clone().or(file.tls_key)) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
@@ -304,6 +300,14 @@ impl Args {
             }
         }
     }
+}
+
+/// A rate of new connections given for `flag`: a number a second, 0 for no limit.
+fn connection_rate(flag: &str, rate: f64) -> anyhow::Result<f64> {
+    if !(rate >= 0.0 && rate.is_finite()) {
+        bail!("{flag} {rate}: give a number of connections a second, or 0 for no limit");
+    }
+    Ok(rate)
 }
 
 /// Starts the relay of [`TurnPlan::Embedded`] (if that is the plan) and points the lobby at it: the
