@@ -67,50 +67,48 @@ impl Counters {
         one("lobby_sockets", "gauge", "Sockets connected now.", counts.sockets as u64);
         one("lobby_waiting", "gauge", "Sockets waiting for a partner now.", counts.waiting as u64);
         one("lobby_pairs", "gauge", "Pairs now.", counts.pairs as u64);
-        one("lobby_sockets_connected_total", "counter", "Sockets connected.", load(&self.connected));
-        one(
-            "lobby_strikes_total",
-            "counter",
-            "Events refused for a limit (rate, size, malformed payload, bad proof).",
-            refusals.strikes,
-        );
-        one(
-            "lobby_sockets_cut_total",
-            "counter",
-            "Sockets disconnected for too many refused events within the strike window.",
-            refusals.cut,
-        );
-        one(
-            "lobby_connections_refused_total",
-            "counter",
-            "Connections closed at once because the process was at its open-files limit.",
-            load(&self.refused_no_fd),
-        );
-        one(
-            "lobby_sockets_orphaned_total",
-            "counter",
-            "Sockets whose connection closed while they were connecting, forgotten by the periodic sweep.",
-            load(&self.orphans),
-        );
-        one(
-            "lobby_accepts_paced_total",
-            "counter",
-            "Connections accepted only after waiting for the accept rate (--accept-rate).",
-            load(&self.paced),
-        );
-        one(
-            "lobby_accepts_held_total",
-            "counter",
-            "Connections held back for their address's pace (--accept-rate-per-address) before being served.",
-            load(&self.held),
-        );
-        one(
-            "lobby_connections_refused_address_total",
-            "counter",
-            "Connections refused because their address opened too many too fast (--accept-rate-per-address).",
-            load(&self.refused_address),
-        );
-        one("lobby_accept_errors_total", "counter", "Other errors accepting a connection.", load(&self.accept_errors));
+        let counters = [
+            ("lobby_sockets_connected_total", "Sockets connected.", load(&self.connected)),
+            (
+                "lobby_strikes_total",
+                "Events refused for a limit (rate, size, malformed payload, bad proof).",
+                refusals.strikes,
+            ),
+            (
+                "lobby_sockets_cut_total",
+                "Sockets disconnected for too many refused events within the strike window.",
+                refusals.cut,
+            ),
+            (
+                "lobby_connections_refused_total",
+                "Connections closed at once because the process was at its open-files limit.",
+                load(&self.refused_no_fd),
+            ),
+            (
+                "lobby_sockets_orphaned_total",
+                "Sockets whose connection closed while they were connecting, forgotten by the periodic sweep.",
+                load(&self.orphans),
+            ),
+            (
+                "lobby_accepts_paced_total",
+                "Connections accepted only after waiting for the accept rate (--accept-rate).",
+                load(&self.paced),
+            ),
+            (
+                "lobby_accepts_held_total",
+                "Connections held back for their address's pace (--accept-rate-per-address) before being served.",
+                load(&self.held),
+            ),
+            (
+                "lobby_connections_refused_address_total",
+                "Connections refused because their address opened too many too fast (--accept-rate-per-address).",
+                load(&self.refused_address),
+            ),
+            ("lobby_accept_errors_total", "Other errors accepting a connection.", load(&self.accept_errors)),
+        ];
+        for (name, help, value) in counters {
+            one(name, "counter", help, value);
+        }
         let name = "lobby_sockets_disconnected_total";
         let _ = writeln!(out, "# HELP {name} Sockets gone, by reason.\n# TYPE {name} counter");
         for (reason, count) in REASONS.iter().zip(&self.disconnects) {
