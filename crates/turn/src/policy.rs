@@ -3,7 +3,7 @@
 //! server's own addresses are refused, so a relay cannot be turned against the host or its LAN (SSRF).
 //! `allowed` ranges (coturn's `allowed-peer-ip`) win over every refusal; `denied` ranges add refusals.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
 /// An inclusive range of addresses of one family, written `IP` or `IP1-IP2` as in coturn.
@@ -45,9 +45,9 @@ impl FromStr for IpRange {
     }
 }
 
-/// Whether two addresses are the same host (an IPv4-mapped IPv6 address is its IPv4 address).
-pub fn same_ip(a: IpAddr, b: IpAddr) -> bool {
-    canonical(a) == canonical(b)
+/// A socket address as the peer rules compare it: an IPv4-mapped IPv6 address is its IPv4 address.
+pub fn canonical_addr(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(canonical(addr.ip()), addr.port())
 }
 
 /// IPv4-mapped IPv6 addresses are their IPv4 address.

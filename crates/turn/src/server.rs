@@ -10,7 +10,7 @@ pub use crate::stats::{Refusal, Stats};
 use crate::stun::{self, Class, Message, Writer};
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use tracing::debug;
@@ -112,6 +112,9 @@ pub struct Server {
     allocations: Vec<Option<Allocation>>,
     free: Vec<u32>,
     by_client: HashMap<ClientKey, RelayId>,
+    /// The relay addresses of the live allocations (IPv4-mapped addresses as IPv4), the peers that another
+    /// allocation of this server may reach on its own addresses.
+    by_relay: HashSet<SocketAddr>,
     pending: HashMap<RelayId, Pending>,
     per_user: HashMap<String, u32>,
     next_port: u32,
@@ -141,6 +144,7 @@ impl Server {
             allocations: Vec::new(),
             free: Vec::new(),
             by_client: HashMap::new(),
+            by_relay: HashSet::new(),
             pending: HashMap::new(),
             per_user: HashMap::new(),
             next_port,
@@ -222,6 +226,7 @@ impl Server {
     fn remove(&mut self, relay: RelayId) {
         let Some(a) = self.allocations.get_mut(relay.0 as usize).and_then(Option::take) else { return };
         self.by_client.remove(&a.client);
+        self.by_relay.remove(&policy::canonical_addr(a.relay));
         if let Some(n) = self.per_user.get_mut(&a.user) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -273,18 +278,16 @@ impl Server {
         self.relay_to_peer(relay, peer, data);
     }
 
-    /// Whether `peer` may be reached: the peer policy, or another allocation of this server (one of its relay
-    /// addresses, a port of the relay range), which two clients that both relay (a "hide my IP" call through
-    /// one server) need. The server's other ports stay refused, so no service of the host is reachable.
+    /// Whether `peer` may be reached: the peer policy, or the relay address of another live allocation of this
+    /// server, which two clients that both relay (a "hide my IP" call through one server) need. Every other
+    /// port of the host stays refused, those of the relay range with no allocation on them included, so no
+    /// service of the host is reachable (not even one that happens to listen on a port of the range).
     fn peer_allowed(&self, peer: SocketAddr) -> bool {
         let policy = &self.config.policy;
         if policy.permits(peer.ip()) {
             return true;
         }
-        let relay_ip = self.config.relay_ips.iter().any(|ip| policy::same_ip(*ip, peer.ip()));
-        relay_ip
-            && (self.config.min_port..=self.config.max_port).contains(&peer.port())
-            && !policy.denied.iter().any(|r| r.contains(peer.ip()))
+        self.by_relay.contains(&policy::canonical_addr(peer)) && !policy.denied.iter().any(|r| r.contains(peer.ip()))
     }
 
     fn send_indication(&mut self, now: Instant, from: ClientKey, message: &Message) {

@@ -229,6 +229,17 @@ fn two_allocations_of_one_server_reach_each_other_but_not_its_other_ports() {
     assert_eq!(server.stats().refused(Refusal::ForbiddenPeer), 1);
     assert_eq!(a.bind(&mut server, t0, 0x4001, "203.0.113.1:22".parse().unwrap()), 403);
     assert_eq!(a.permission(&mut server, t0, "203.0.113.1:3478".parse().unwrap()), 403, "not a relay port");
+    // nor a port of the relay range with no allocation on it (another service of the host may listen there)
+    let unallocated: SocketAddr = "203.0.113.1:49160".parse().unwrap();
+    assert_eq!(a.permission(&mut server, t0, unallocated), 403, "a relay-range port with no allocation");
+    server.handle_client(t0, a.key, &send(unallocated));
+    assert!(to_peers(&mut server).is_empty(), "no Send to a relay-range port with no allocation");
+    // and once B's allocation is gone, its address is an ordinary port of the host again
+    let delete = b.request(stun::REFRESH, |w| w.u32(stun::LIFETIME, 0));
+    assert_eq!(b.ask(&mut server, t0, &delete), 0);
+    server.handle_client(t0, a.key, &send(relay_b));
+    assert!(to_peers(&mut server).is_empty(), "no Send to the relay address of a deleted allocation");
+    assert_eq!(a.bind(&mut server, t0, 0x4002, relay_b), 403);
 }
 
 #[test]

@@ -317,6 +317,7 @@ impl Server {
         self.respond(alloc.client, bytes);
         *self.per_user.entry(alloc.user.clone()).or_insert(0) += 1;
         self.by_client.insert(alloc.client, relay);
+        self.by_relay.insert(policy::canonical_addr(alloc.relay));
         if let Some(slot) = self.allocations.get_mut(relay.0 as usize) {
             *slot = Some(alloc);
         }
