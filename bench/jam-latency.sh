@@ -26,7 +26,7 @@
 # Prints per case and N: round trip mean, p50, p99, max (ms), best-to-worst spread of the
 # per-client means, mean per-client arrival jitter (stdev of 2-datagram intervals), clients at full
 # rate; for tutti also its --metrics send delay (send - tick start per audio datagram) p50/p99 as
-# the histogram's bucket bounds.
+# the histogram's bucket bounds, counted over the measurement window.
 # Run it serialized and real-time: flock /work/notes/bench.lock chrt -f 50 bench/jam-latency.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -95,16 +95,22 @@ start_server() {
   exit 1
 }
 
-# send_delay: p50/p99 (bucket upper bounds, ms) of tutti's send delay histogram
+scrape() { curl -sf --max-time 5 "http://127.0.0.1:$metrics_port/metrics"; }
+
+# send_delay START: p50/p99 (bucket upper bounds, ms) of tutti's send delay histogram between the scrape in the
+# file START and the one on stdin
 send_delay() {
-  python3 - "$metrics_port" <<'PY'
-import sys, urllib.request
-text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
-buckets = []
-for line in text.splitlines():
-    if line.startswith("tutti_audio_send_delay_seconds_bucket"):
-        le = line.split('le="')[1].split('"')[0]
-        buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+  python3 -c '
+import sys
+def buckets(text):
+    out = []
+    for line in text.splitlines():
+        if line.startswith("tutti_audio_send_delay_seconds_bucket"):
+            le = line.split("le=\"")[1].split("\"")[0]
+            out.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+    return out
+start = dict(buckets(open(sys.argv[1]).read()))
+buckets = [(le, c - start.get(le, 0)) for le, c in buckets(sys.stdin.read())]
 total = buckets[-1][1] if buckets else 0
 def q(p):
     for le, c in buckets:
@@ -112,7 +118,7 @@ def q(p):
             return "<=%.2f" % (le * 1e3) if le != float("inf") else ">5"
     return "-"
 print(f"{q(0.5)}/{q(0.99)}")
-PY
+' "$1"
 }
 
 field() { sed -E "s/.*$1=([^ ]+).*/\\1/" <<<"$2"; }
@@ -137,14 +143,20 @@ for round in $(seq "$rounds"); do
         sleep 0.5
         args=(--latency --jitter-buffer "$jb" --codec $codec)
         [ "$gains" = distinct ] && args+=(--distinct-gains)
+        # tutti's send delay is counted over the window only: the histogram is read just after the warm-up
+        # (150 clients connecting at once hold the server up for a while) and again at the end.
+        [ "$kind" != jamulus ] && { sleep "$warmup"; scrape > /tmp/jam-latency-metrics-start.txt || :; } &
+        scraper=$!
         if ! line=$(taskset -c 1 "$tutti" loadgen -c "127.0.0.1:$port" -n "$n" --warmup $warmup --duration $duration \
                      --server-pid "$server_pid" --summary "${args[@]}" 2>/tmp/jam-latency-loadgen.err); then
           echo "bench/jam-latency.sh: the load generator failed: $(tail -n 3 /tmp/jam-latency-loadgen.err)" >&2
+          wait $scraper || :
           stop_server
           continue
         fi
+        wait $scraper || :
         sends="-"
-        [ "$kind" != jamulus ] && sends=$(send_delay || echo "-")
+        [ "$kind" != jamulus ] && sends=$(scrape | send_delay /tmp/jam-latency-metrics-start.txt || echo "-")
         stop_server
         printf "%-10s %4d | %6s %6s %6s %6s | %6s | %6s | %5s | %s\n" "$kind" "$n" \
           "$(field rt_mean_ms "$line")" "$(field rt_p50_ms "$line")" "$(field rt_p99_ms "$line")" \
