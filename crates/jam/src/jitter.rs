@@ -5,11 +5,13 @@
 //! The size a client asks for (JITT_BUF_SIZE, 1…20 blocks, or auto) is how much jitter the buffer
 //! absorbs, not a delay it adds: frames are played as soon as they are due, with a margin of a
 //! quarter of the size (none up to size 4, one up to 8, …). When the stream runs dry the buffer
-//! waits where it is (the stream's delay grows by what the network needed); once the fewest frames
-//! waiting at any play-out of a window exceed the margin, the surplus is dropped at once; more than
-//! the size plus two waiting are dropped immediately. The window is short (43 ms of OPUS64 frames)
-//! after a dry spell that did not recur within 2 s, long (341 ms) while they recur: a one-off stall
-//! costs latency only briefly, recurring jitter (Wi-Fi power save, say) is absorbed, and a steady
+//! conceals and waits where it is (the stream's delay grows by what the network needed). When the
+//! frames held up by an isolated stall (the first catch-up in 2 s) then arrive together, those whose
+//! turn was concealed are dropped at once, so the stall costs latency only while it lasts, as a lost
+//! packet would. Otherwise, once the fewest frames waiting at any play-out of a window exceed the
+//! margin, the surplus is dropped; more than the size plus two waiting are dropped immediately. The
+//! window is short (43 ms of OPUS64 frames) after a dry spell that did not recur within 2 s, long
+//! (341 ms) while they recur: recurring jitter (Wi-Fi power save, say) is absorbed, and a steady
 //! stream is played with the least delay its jitter allows. (Jamulus 3.9.1
 //! observed with the same size keeps about half the size buffered: docs/perf.md, "Jam latency".)
 //! Auto mode (the Jamulus client's default, and tutti's own client) keeps the earlier behaviour: it
@@ -75,6 +77,10 @@ pub struct JitterBuffer {
     dry_since: Option<u64>,
     dry_gap: u64,
     dry: bool,
+    /// Play-outs of the current dry spell concealed and not yet caught up on; the play-out of the
+    /// last catch-up (frames of a stall dropped when they arrived).
+    behind: i32,
+    caught_up_at: Option<u64>,
     window_pulls: u32,
     window_underruns: u32,
     window_min_depth: i32,
@@ -106,6 +112,8 @@ impl JitterBuffer {
             dry_since: None,
             dry_gap: u64::MAX,
             dry: false,
+            behind: 0,
+            caught_up_at: None,
             window_pulls: 0,
             window_underruns: 0,
             window_min_depth: i32::MAX,
@@ -164,6 +172,7 @@ impl JitterBuffer {
         self.filling = true;
         self.start_trim_window();
         (self.dry_since, self.dry_gap, self.dry) = (None, u64::MAX, false);
+        (self.behind, self.caught_up_at) = (0, None);
     }
 
     /// Stores a frame. `sequence` is the frame's counter, or `None` for streams without counters.
@@ -223,16 +232,20 @@ impl JitterBuffer {
             if !self.dry && since >= SAME_SPELL {
                 self.dry_gap = since;
                 self.dry_since = Some(self.pulls);
+                self.behind = 0;
             }
             self.dry = true;
+            self.behind += 1;
             self.observe(depth, true);
             self.lost += 1;
             return Pull::Lost;
         }
+        let mut catch_up = 0;
         if self.dry {
             // The spell is over: what waits from now on is measured afresh.
             self.dry = false;
             self.start_trim_window();
+            catch_up = self.catch_up(depth);
         }
         let allowance = i32::from(self.size) + 2;
         let mut over = depth - allowance;
@@ -240,7 +253,7 @@ impl JitterBuffer {
             // What a shrinking size leaves waits for a quiet frame: a cut in sound clicks.
             over = 0;
         }
-        let excess = over.max(self.trim_surplus(depth));
+        let excess = over.max(self.trim_surplus(depth)).max(catch_up);
         if excess > 0 {
             for _ in 0..excess {
                 self.filled[usize::from(next) % CAPACITY] = false;
@@ -260,6 +273,23 @@ impl JitterBuffer {
             self.lost += 1;
             Pull::Lost
         }
+    }
+
+    /// Frames to drop as a dry spell ends: those whose turn was concealed, as far as they are here
+    /// beyond the target, if this is the first catch-up in 2 s (a fixed size only). A later one is
+    /// left to the trimming windows: stalls that recur are jitter the buffer must absorb, and frames
+    /// that come just after their turn again and again are the buffer's delay, not a surplus.
+    fn catch_up(&mut self, depth: i32) -> i32 {
+        let recent = self.caught_up_at.is_some_and(|at| self.pulls - at < RECURRING_DRY);
+        if self.auto || recent {
+            return 0;
+        }
+        let frames = self.behind.min(depth - self.target()).max(0);
+        if frames > 0 {
+            self.behind -= frames;
+            self.caught_up_at = Some(self.pulls);
+        }
+        frames
     }
 
     /// Frames to drop before this play-out: at the end of a trimming window, what the fewest
@@ -385,7 +415,7 @@ mod tests {
     }
 
     #[test]
-    fn a_one_off_stall_costs_latency_only_for_a_quick_window() {
+    fn an_isolated_stall_costs_latency_only_while_it_lasts() {
         let mut j = JitterBuffer::new(3);
         j.set_size(4);
         let mut seq = 0u8;
@@ -404,12 +434,53 @@ mod tests {
             depths.push(j.depth() + 1);
         }
         assert_eq!(j.lost, 4, "the stall is concealed");
-        assert_eq!(depths[1010], 5, "then the frames it held wait");
-        assert!(
-            depths[1005 + QUICK_TRIM_WINDOW as usize + 1..].iter().all(|&d| d == 1),
-            "trimmed within a quick window"
-        );
+        assert_eq!(depths[1002], 1, "the frame between its two halves plays");
+        assert!(depths[1005..].iter().all(|&d| d == 1), "the frames it held are dropped as they arrive");
         assert_eq!(j.trimmed, 4);
+    }
+
+    #[test]
+    fn a_second_stall_within_two_seconds_is_absorbed_for_a_trimming_window() {
+        let mut j = JitterBuffer::new(3);
+        j.set_size(4);
+        let mut seq = 0u8;
+        let mut depths = Vec::new();
+        for period in 0..3000 {
+            // Two stalls of 3 periods, 500 periods apart, each sent on at once when it ends.
+            if ![1000, 1001, 1002, 1500, 1501, 1502].contains(&period) {
+                let n = if period == 1003 || period == 1503 { 4 } else { 1 };
+                for _ in 0..n {
+                    j.put(Some(seq), &frame(seq));
+                    seq = seq.wrapping_add(1);
+                }
+            }
+            j.pull();
+            depths.push(j.depth() + 1);
+        }
+        assert_eq!((j.lost, j.trimmed), (6, 6));
+        assert_eq!(depths[1003], 1, "the first is caught up on at once");
+        assert_eq!(depths[1510], 4, "the second (stalls recur) is absorbed…");
+        assert!(depths[1503 + TRIM_WINDOW as usize + 1..].iter().all(|&d| d == 1), "…for one window");
+    }
+
+    #[test]
+    fn frames_that_arrive_just_after_their_turn_keep_playing_one_period_later() {
+        // From frame 100 on the tick reads just before this client's frames arrive: one is
+        // concealed, then the stream plays one period behind, with nothing to catch up on.
+        let mut j = JitterBuffer::new(3);
+        j.set_size(4);
+        let mut lost = Vec::new();
+        for seq in 0..=255u8 {
+            if seq < 100 {
+                j.put(Some(seq), &frame(seq));
+                lost.push(j.pull() == Pull::Lost);
+            } else {
+                lost.push(j.pull() == Pull::Lost);
+                j.put(Some(seq), &frame(seq));
+            }
+        }
+        assert_eq!(lost.iter().filter(|&&l| l).count(), 1, "{lost:?}");
+        assert_eq!(j.trimmed, 0);
     }
 
     #[test]
@@ -428,8 +499,10 @@ mod tests {
             }
             j.pull();
         }
-        assert_eq!(j.lost, 1, "one concealment, then the buffer holds what the jitter needs");
-        assert_eq!(j.trimmed, 0);
+        // The first late frame is taken for an isolated stall and caught up on (dropped when it
+        // arrives); from the second on, the buffer holds what the jitter needs.
+        assert_eq!(j.lost, 2, "two concealments, then none");
+        assert_eq!(j.trimmed, 1);
     }
 
     #[test]
