@@ -108,18 +108,18 @@ impl Recorder {
 
     /// Clears a failure: recording may start again.
     pub fn resume(&self) {
+        let mut error = self.shared.error.lock().unwrap_or_else(|e| e.into_inner());
         self.shared.failed.store(false, Ordering::SeqCst);
-        self.shared.error.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        error.clear();
+        drop(error);
         self.control(Job::Resume);
     }
 
     /// The failure that stopped the recorder since the last call, if one did.
     pub fn take_failure(&self) -> Option<String> {
-        if self.shared.failed.swap(false, Ordering::SeqCst) {
-            Some(self.error())
-        } else {
-            None
-        }
+        // The flag and its message change together, under the message's lock (see `fail`).
+        let error = self.shared.error.lock().unwrap_or_else(|e| e.into_inner());
+        self.shared.failed.swap(false, Ordering::SeqCst).then(|| error.clone())
     }
 
     /// The last error message ("" if none).
@@ -152,10 +152,13 @@ impl Recorder {
     }
 }
 
+/// Records the first failure. The message is stored under its lock together with the flag: set apart, the server
+/// thread could take the flag before the message was there and report an empty error (it did, once, in the suite).
 fn fail(shared: &Shared, message: String) {
+    let mut error = shared.error.lock().unwrap_or_else(|e| e.into_inner());
     if !shared.failed.swap(true, Ordering::SeqCst) {
         warn!("recording stopped: {message}");
-        *shared.error.lock().unwrap_or_else(|e| e.into_inner()) = message;
+        *error = message;
     }
 }
 
