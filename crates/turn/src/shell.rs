@@ -69,6 +69,28 @@ pub struct TurnRelay {
     stats: Arc<Mutex<Stats>>,
 }
 
+/// Binds UDP on `addr` and, if `tcp`, TCP on the same port. With port 0 the system picks a UDP port that TCP may
+/// hold elsewhere: then another port is tried (a few times), so that "any free port" means one free for both.
+fn bind_udp_and_tcp(
+    addr: SocketAddr,
+    tcp: bool,
+) -> Result<(std::net::UdpSocket, Option<std::net::TcpListener>), TurnError> {
+    let error = |transport, source| TurnError::Listen { addr, transport, source };
+    let mut tries = 0;
+    loop {
+        let udp = std::net::UdpSocket::bind(addr).map_err(|e| error("UDP", e))?;
+        if !tcp {
+            return Ok((udp, None));
+        }
+        let local = udp.local_addr().map_err(|e| error("UDP", e))?;
+        match std::net::TcpListener::bind(local) {
+            Ok(listener) => return Ok((udp, Some(listener))),
+            Err(e) if addr.port() == 0 && e.kind() == io::ErrorKind::AddrInUse && tries < 32 => tries += 1,
+            Err(e) => return Err(error("TCP", e)),
+        }
+    }
+}
+
 impl TurnRelay {
     /// Opens the listeners; `server` holds the protocol configuration.
     pub fn bind(shell: &ShellConfig, server: Server) -> Result<TurnRelay, TurnError> {
@@ -77,7 +99,7 @@ impl TurnRelay {
         let mut tcp = Vec::new();
         for (i, addr) in shell.listen.iter().enumerate() {
             let error = |transport, source| TurnError::Listen { addr: *addr, transport, source };
-            let std_socket = std::net::UdpSocket::bind(addr).map_err(|e| error("UDP", e))?;
+            let (std_socket, std_listener) = bind_udp_and_tcp(*addr, shell.tcp)?;
             let sock = socket2::SockRef::from(&std_socket);
             let _ = sock.set_recv_buffer_size(LISTENER_BUFFER);
             let _ = sock.set_send_buffer_size(LISTENER_BUFFER);
@@ -86,8 +108,9 @@ impl TurnRelay {
             let mut socket = UdpSocket::from_std(std_socket);
             poll.registry().register(&mut socket, Token(i), Interest::READABLE)?;
             udp.push((local, socket));
-            if shell.tcp {
-                let mut listener = TcpListener::bind(local).map_err(|e| error("TCP", e))?;
+            if let Some(std_listener) = std_listener {
+                std_listener.set_nonblocking(true).map_err(|e| error("TCP", e))?;
+                let mut listener = TcpListener::from_std(std_listener);
                 poll.registry().register(&mut listener, Token(TCP_LISTENER_BASE + i), Interest::READABLE)?;
                 tcp.push(listener);
             }
