@@ -122,11 +122,6 @@ impl Recorder {
         self.shared.failed.swap(false, Ordering::SeqCst).then(|| error.clone())
     }
 
-    /// The last error message ("" if none).
-    pub fn error(&self) -> String {
-        self.shared.error.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
     /// The session folder being written.
     pub fn session(&self) -> Option<PathBuf> {
         self.shared.session.lock().unwrap_or_else(|e| e.into_inner()).clone()
