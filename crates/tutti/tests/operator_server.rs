@@ -65,6 +65,16 @@ fn raw_session(port: u16, lines: &[&str]) -> (Vec<Value>, bool) {
     (replies, closed)
 }
 
+/// A connection the JSON-RPC server serves (it answers a request on it), left open; `None` if it was closed.
+fn served_connection(port: u16) -> Option<TcpStream> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"jamulusserver/getClients\",\"params\":{}}\n").ok()?;
+    let mut reply = String::new();
+    let read = BufReader::new(stream.try_clone().ok()?).read_line(&mut reply).ok()?;
+    (read > 0).then_some(stream)
+}
+
 /// Zero crossings per second of a mono 16-bit signal ≈ 2 × frequency.
 fn frequency(samples: &[i16]) -> f32 {
     let crossings = samples.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
@@ -259,9 +269,20 @@ fn json_rpc_refuses_strangers_and_limits_connections() {
     assert_eq!(replies[0]["error"]["code"], 401);
     assert_eq!(replies[1]["error"], json!({"code": 400, "message": "Authentication failed."}));
     assert_eq!(replies[2]["error"]["code"], 401, "still unauthenticated after a wrong secret");
-    // 16 idle connections are served; the 17th is closed at once; the audio keeps its pace.
-    let idle: Vec<TcpStream> = (0..16).map(|_| TcpStream::connect(("127.0.0.1", tcp)).unwrap()).collect();
-    std::thread::sleep(Duration::from_millis(200));
+    // 16 idle connections are served; the 17th is closed at once; the audio keeps its pace. (The session
+    // above counts until its connection's thread has seen it close: a busy machine may take a moment, so each
+    // of the 16 is known to be served before the next one is opened.)
+    let idle: Vec<TcpStream> = (0..16)
+        .map(|i| {
+            let mut served = None;
+            let ok = wait_until(Duration::from_secs(3), || {
+                served = served_connection(tcp);
+                served.is_some()
+            });
+            assert!(ok, "idle connection {} is served", i + 1);
+            served.unwrap()
+        })
+        .collect();
     let mut extra = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
     extra.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let _ = extra.write_all(b"{}\n");
