@@ -14,6 +14,9 @@ function connect() {
   const s = io(url, { transports, reconnection: false, forceNew: true });
   s.seen = [];
   s.onAny((name, data) => s.seen.push([name, data]));
+  // listened for before the connection opens: over long-polling the server's "online" can come in the same
+  // response as the connect packet, and both are handled before an `await connect()` returns
+  s.online = once(s, 'online');
   return new Promise((resolve, reject) => { s.on('connect', () => resolve(s)); s.on('connect_error', reject); });
 }
 function once(s, name) { return new Promise((resolve) => s.once(name, resolve)); }
@@ -22,7 +25,7 @@ function check(cond, what) { if (!cond) { console.error('FAILED: ' + what); proc
 
 const a = await connect();
 const b = await connect();
-const online = await Promise.race([once(b, 'online'), new Promise((r) => setTimeout(() => r(null), 2000))]);
+const online = await Promise.race([b.online, new Promise((r) => setTimeout(() => r(null), 2000))]);
 check(online && online.count >= 1, 'online count arrives: ' + JSON.stringify(online));
 
 const aMatched = once(a, 'matched');
