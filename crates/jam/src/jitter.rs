@@ -6,12 +6,12 @@
 //! absorbs, not a delay it adds: frames are played as soon as they are due, with a margin of a
 //! quarter of the size (none up to size 4, one up to 8, …). When the stream runs dry the buffer
 //! conceals and waits where it is (the stream's delay grows by what the network needed). When the
-//! frames held up by an isolated stall (the first catch-up in 2 s) then arrive together, those whose
+//! frames held up by an isolated stall (none other within 341 ms) then arrive together, those whose
 //! turn was concealed are dropped at once, so the stall costs latency only while it lasts, as a lost
 //! packet would. Otherwise, once the fewest frames waiting at any play-out of a window exceed the
 //! margin, the surplus is dropped; more than the size plus two waiting are dropped immediately. The
-//! window is short (43 ms of OPUS64 frames) after a dry spell that did not recur within 2 s, long
-//! (341 ms) while they recur: recurring jitter (Wi-Fi power save, say) is absorbed, and a steady
+//! window is short (43 ms of OPUS64 frames) after a dry spell that did not recur within 341 ms,
+//! long (341 ms) while they recur: recurring jitter (Wi-Fi power save, say) is absorbed, and a steady
 //! stream is played with the least delay its jitter allows. (Jamulus 3.9.1
 //! observed with the same size keeps about half the size buffered: docs/perf.md, "Jam latency".)
 //! Auto mode (the Jamulus client's default, and tutti's own client) keeps the earlier behaviour: it
@@ -37,8 +37,12 @@ const TRIM_WINDOW: u32 = 256;
 /// The same after a dry spell that does not recur (43 ms of OPUS64 frames): a one-off stall costs
 /// latency only briefly.
 const QUICK_TRIM_WINDOW: u32 = 32;
-/// Dry spells that begin within this many play-outs of each other (2 s of OPUS64 frames) recur…
-const RECURRING_DRY: u64 = 1536;
+/// Dry spells that begin within a long trimming window of each other recur: the delay one leaves
+/// is kept, so the next finds frames waiting. Further apart, the window would trim that delay before
+/// the next spell, which would then be concealed all the same: each is caught up on instead (one
+/// concealment per spell, where keeping it cost a second cut, at the trim, and a period of delay in
+/// between).
+const RECURRING_DRY: u64 = TRIM_WINDOW as u64;
 /// …unless they begin this close (85 ms of OPUS64 frames): then they are one ragged stall.
 const SAME_SPELL: u64 = 64;
 
@@ -276,9 +280,10 @@ impl JitterBuffer {
     }
 
     /// Frames to drop as a dry spell ends: those whose turn was concealed, as far as they are here
-    /// beyond the target, if this is the first catch-up in 2 s (a fixed size only). A later one is
-    /// left to the trimming windows: stalls that recur are jitter the buffer must absorb, and frames
-    /// that come just after their turn again and again are the buffer's delay, not a surplus.
+    /// beyond the target, if there was no catch-up in the last trimming window (a fixed size only).
+    /// A sooner one is left to the trimming windows: stalls that recur are jitter the buffer must
+    /// absorb, and frames that come just after their turn again and again are the buffer's delay,
+    /// not a surplus.
     fn catch_up(&mut self, depth: i32) -> i32 {
         let recent = self.caught_up_at.is_some_and(|at| self.pulls - at < RECURRING_DRY);
         if self.auto || recent {
@@ -439,16 +444,15 @@ mod tests {
         assert_eq!(j.trimmed, 4);
     }
 
-    #[test]
-    fn a_second_stall_within_two_seconds_is_absorbed_for_a_trimming_window() {
-        let mut j = JitterBuffer::new(3);
-        j.set_size(4);
+    /// Plays 3,000 periods of a steady stream in which the sender stalls for 3 periods at each of
+    /// `stalls` and sends what it held at once when the stall ends; the frames waiting after each
+    /// play-out.
+    fn stalled_at(j: &mut JitterBuffer, stalls: &[usize]) -> Vec<i32> {
         let mut seq = 0u8;
         let mut depths = Vec::new();
         for period in 0..3000 {
-            // Two stalls of 3 periods, 500 periods apart, each sent on at once when it ends.
-            if ![1000, 1001, 1002, 1500, 1501, 1502].contains(&period) {
-                let n = if period == 1003 || period == 1503 { 4 } else { 1 };
+            if !stalls.iter().any(|&s| (s..s + 3).contains(&period)) {
+                let n = if stalls.iter().any(|&s| period == s + 3) { 4 } else { 1 };
                 for _ in 0..n {
                     j.put(Some(seq), &frame(seq));
                     seq = seq.wrapping_add(1);
@@ -457,10 +461,28 @@ mod tests {
             j.pull();
             depths.push(j.depth() + 1);
         }
+        depths
+    }
+
+    #[test]
+    fn stalls_further_apart_than_a_trimming_window_are_each_caught_up_on() {
+        // 500 periods (667 ms of OPUS64 frames) apart: a sender hiccuping about once a second.
+        let mut j = JitterBuffer::new(3);
+        j.set_size(4);
+        let depths = stalled_at(&mut j, &[1000, 1500, 2000]);
+        assert_eq!((j.lost, j.trimmed), (9, 9), "each stall concealed, and its frames dropped as they arrive");
+        assert!(depths[1003..].iter().all(|&d| d == 1), "no stall leaves any delay behind");
+    }
+
+    #[test]
+    fn a_second_stall_within_a_trimming_window_is_absorbed_for_a_window() {
+        let mut j = JitterBuffer::new(3);
+        j.set_size(4);
+        let depths = stalled_at(&mut j, &[1000, 1200]);
         assert_eq!((j.lost, j.trimmed), (6, 6));
         assert_eq!(depths[1003], 1, "the first is caught up on at once");
-        assert_eq!(depths[1510], 4, "the second (stalls recur) is absorbed…");
-        assert!(depths[1503 + TRIM_WINDOW as usize + 1..].iter().all(|&d| d == 1), "…for one window");
+        assert_eq!(depths[1210], 4, "the second (stalls recur) is absorbed…");
+        assert!(depths[1203 + TRIM_WINDOW as usize + 1..].iter().all(|&d| d == 1), "…for one window");
     }
 
     #[test]
