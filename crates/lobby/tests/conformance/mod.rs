@@ -23,11 +23,20 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Starts both servers; they stop with the test's runtime.
 pub async fn start() -> SocketAddr {
+    start_with_ping_interval(PING_INTERVAL).await
+}
+
+/// The same with another pingInterval: a long one for tests that hold a poll open while they do
+/// something else, which a ping would end.
+pub async fn start_with_ping_interval(ping_interval: Duration) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(server::serve(listener));
+    tokio::spawn(server::serve_with_ping_interval(listener, ping_interval));
     addr
 }
+
+/// How long a test lets a request it spawned reach the server before it sends the next one.
+pub const SETTLE: Duration = Duration::from_millis(300);
 
 /// One HTTP/1.1 request on a connection of its own: status and body (text).
 pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {

@@ -32,15 +32,20 @@ pub const MAX_PAYLOAD: u64 = 1_000_000;
 
 /// Serves both until the task is dropped.
 pub async fn serve(listener: tokio::net::TcpListener) {
+    serve_with_ping_interval(listener, PING_INTERVAL).await
+}
+
+/// The same with another pingInterval (for tests that must not see a ping).
+pub async fn serve_with_ping_interval(listener: tokio::net::TcpListener, ping_interval: Duration) {
     let engine_config = EngineIoConfig::builder()
         .req_path("/engine.io")
-        .ping_interval(PING_INTERVAL)
+        .ping_interval(ping_interval)
         .ping_timeout(PING_TIMEOUT)
         .max_payload(MAX_PAYLOAD)
         .build();
     let engine = EngineIoLayer::from_config(Arc::new(Echo), engine_config);
     let (socket_io, io) = SocketIo::builder()
-        .ping_interval(PING_INTERVAL)
+        .ping_interval(ping_interval)
         .ping_timeout(PING_TIMEOUT)
         .max_payload(MAX_PAYLOAD)
         .connect_timeout(Duration::from_secs(1))
