@@ -126,26 +126,38 @@ fn real_clients_click_follows_each_listeners_own_gain_pan_and_mute() {
         }
     }
     let metro_channel = metro_channel.unwrap();
-    std::thread::sleep(Duration::from_millis(4500)); // 3 s fade-in, then clicks every 0.5 s
-
-    let (bl, br, c0) = (peak(&b_heard, 2, 0, 1.5), peak(&b_heard, 2, 1, 1.5), peak(&c_heard, 1, 0, 1.5));
-    assert!(bl > 0.1 && br > 0.1 && c0 > 0.1, "the real client's click reaches both mixes: {bl} {br} {c0}");
+    // Each step waits (up to 15 s) until the last 1.5 s of the mixes show it: clicks every 0.5 s
+    // after a 3 s fade-in; a gain or pan goes to the server and comes back in the mix.
+    let peaks = || (peak(&b_heard, 2, 0, 1.5), peak(&b_heard, 2, 1, 1.5), peak(&c_heard, 1, 0, 1.5));
+    let clicks = support::wait_until(WAIT, || {
+        let (bl, br, c0) = peaks();
+        bl > 0.1 && br > 0.1 && c0 > 0.1
+    });
+    assert!(clicks, "the real client's click reaches both mixes: {:?}", peaks());
 
     // B mutes the real client: gone from B's mix, still in C's.
     b.command(Command::Gain { channel: metro_channel, gain: 0.0 });
-    std::thread::sleep(Duration::from_millis(1700));
-    let (bl, br, c1) = (peak(&b_heard, 2, 0, 1.5), peak(&b_heard, 2, 1, 1.5), peak(&c_heard, 1, 0, 1.5));
-    assert!(bl < 0.01 && br < 0.01, "muted in B's mix: {bl} {br}");
+    let muted = support::wait_until(WAIT, || {
+        let (bl, br, _) = peaks();
+        bl < 0.01 && br < 0.01
+    });
+    let (bl, br, c1) = peaks();
+    assert!(muted, "muted in B's mix: {bl} {br}");
     assert!(c1 > 0.1, "C unaffected: {c1}");
 
     // B brings it back at a quarter of the level, panned hard left.
     b.command(Command::Gain { channel: metro_channel, gain: 0.25 });
     b.command(Command::Pan { channel: metro_channel, pan: 0.0 });
-    std::thread::sleep(Duration::from_millis(1700));
-    let (bl, br, c2) = (peak(&b_heard, 2, 0, 1.5), peak(&b_heard, 2, 1, 1.5), peak(&c_heard, 1, 0, 1.5));
-    assert!(br < 0.01, "nothing on the right: {br}");
-    let ratio = bl / c2;
-    assert!((0.15..0.4).contains(&ratio), "left at a quarter of C's level: {bl} / {c2} = {ratio}");
+    let quarter_left = support::wait_until(WAIT, || {
+        let (bl, br, c2) = peaks();
+        br < 0.01 && (0.15..0.4).contains(&(bl / c2))
+    });
+    let (bl, br, c2) = peaks();
+    assert!(
+        quarter_left,
+        "left at a quarter of C's level, nothing on the right: {bl} / {c2} = {}, right {br}",
+        bl / c2
+    );
 
     b.stop().unwrap();
     c.stop().unwrap();

@@ -36,7 +36,7 @@ fn tutti_clients_play_record_and_chat_on_a_real_jamulus_server() {
         "--chat",
         "hi from the tone",
         "--duration",
-        "7",
+        "12",
     ]);
     let mut recorder = Tutti::start(&[
         "client",
@@ -49,12 +49,12 @@ fn tutti_clients_play_record_and_chat_on_a_real_jamulus_server() {
         "--chat",
         "hello back",
         "--duration",
-        "7",
+        "12",
     ]);
 
     // Chat both ways, formatted by the real server with the sender's name.
     assert!(
-        tone.wait_for_log("<b>Rec</b></font> hello back", Duration::from_secs(6)),
+        tone.wait_for_log("<b>Rec</b></font> hello back", Duration::from_secs(9)),
         "the tone client saw the recorder's chat:\n{}",
         tone.log()
     );
@@ -92,8 +92,8 @@ fn tutti_clients_play_record_and_chat_on_a_real_jamulus_server() {
     assert_eq!(profile.skill, tutti_proto::message::SkillLevel::Expert);
 
     // Both leave by themselves after --duration, cleanly; the recording holds the 880 Hz tone.
-    assert_eq!(tone.wait_exit(Duration::from_secs(8)), Some(0), "{}", tone.log());
-    assert_eq!(recorder.wait_exit(Duration::from_secs(3)), Some(0), "{}", recorder.log());
+    assert_eq!(tone.wait_exit(Duration::from_secs(13)), Some(0), "{}", tone.log());
+    assert_eq!(recorder.wait_exit(Duration::from_secs(5)), Some(0), "{}", recorder.log());
     let (rms, crossings) = tail_of(&wav, 1.0);
     let _ = std::fs::remove_file(&wav);
     assert!(rms > 0.1, "the tone is in the recorded mix (rms {rms})");

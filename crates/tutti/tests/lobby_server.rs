@@ -125,7 +125,9 @@ async fn oversized_payloads_are_refused_with_an_error_ack() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flooding_is_rate_limited_and_persistent_abuse_disconnects() {
-    let lobby = Lobby::start(&["--rate", "5", "--burst", "10", "--strikes", "20"]);
+    // a slow refill (one event in 5 s), so that how long the 25 calls take on a loaded machine
+    // does not change how many pass
+    let lobby = Lobby::start(&["--rate", "0.2", "--burst", "10", "--strikes", "20"]);
     let (mut a, mut b, _, _) = pair(&lobby, json!([]), json!([])).await;
     let mut ok = 0;
     let mut limited = 0;
@@ -138,8 +140,8 @@ async fn flooding_is_rate_limited_and_persistent_abuse_disconnects() {
             limited += 1;
         }
     }
-    assert!((9..=12).contains(&ok), "the burst (10, one spent on find) passes, then the limit: {ok} ok");
-    assert!(limited >= 13);
+    assert!((9..=10).contains(&ok), "the burst (10, one spent on find) passes, then the limit: {ok} ok");
+    assert!(limited >= 15);
     let mut relayed = 0;
     while b.next_event("message", Duration::from_millis(200)).await.is_some() {
         relayed += 1;
@@ -269,8 +271,14 @@ async fn online_count_is_throttled_and_only_sent_on_change() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut counts = Vec::new();
-    while let Some(v) = watcher.next_event("online", Duration::from_millis(800)).await {
-        counts.push(v["count"].as_u64().unwrap());
+    // until 800 ms pass without one once the final count came (a busy machine may hold a broadcast up)
+    let deadline = started + Duration::from_secs(15);
+    loop {
+        match watcher.next_event("online", Duration::from_millis(800)).await {
+            Some(v) => counts.push(v["count"].as_u64().unwrap()),
+            None if counts.last() == Some(&31) || tokio::time::Instant::now() > deadline => break,
+            None => {}
+        }
     }
     let secs = started.elapsed().as_secs_f64();
     assert!(counts.len() as f64 <= secs * 2.0 + 1.0, "{} broadcasts in {secs:.1} s: {counts:?}", counts.len());

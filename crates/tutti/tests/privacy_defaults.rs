@@ -39,7 +39,13 @@ fn default_server_writes_nothing_and_talks_only_to_its_client() {
     let server = SocketAddr::from(([127, 0, 0, 1], port));
     let (client, _heard) = tutti_process::listening_client(server, "Private Pat", 1);
     let client_address = client.local_addr();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // (the server runs under strace: on a busy machine it may take a while to answer)
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut connected = false;
+    while Instant::now() < deadline && !connected {
+        connected = matches!(client.next_event(Duration::from_millis(100)), Some(ClientEvent::Connected { .. }));
+    }
+    assert!(connected, "the client connected");
     let mut chat_seen = false;
     client.command(ClientCommand::Chat("my secret chat line".into()));
     while Instant::now() < deadline && !chat_seen {

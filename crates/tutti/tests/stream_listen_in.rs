@@ -24,6 +24,10 @@ use tutti_proto::Frame;
 
 const WAIT: Duration = Duration::from_secs(15);
 
+/// The test that times the server's ticks does not run beside the one that starts Chromium (whose
+/// start-up takes both cores of a small machine for seconds).
+static NOT_BESIDE_CHROMIUM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// `tutti server --stream` on loopback: the process, its UDP address and its stream's HTTP address.
 fn start_server(extra: &[&str]) -> (Tutti, SocketAddr, SocketAddr) {
     let (udp, http) = (free_udp_port(), free_tcp_port());
@@ -221,6 +225,7 @@ fn metric(text: &str, name: &str, label: &str) -> f64 {
 
 #[test]
 fn a_listener_that_stops_reading_is_dropped_while_others_keep_listening() {
+    let _alone = NOT_BESIDE_CHROMIUM.lock().unwrap_or_else(|e| e.into_inner());
     let metrics_port = free_tcp_port().to_string();
     let (mut server, udp, http) = start_server(&["--metrics", &metrics_port]);
     let tone = tone_client(udp, "Tone", 440.0);
@@ -261,6 +266,7 @@ fn a_listener_that_stops_reading_is_dropped_while_others_keep_listening() {
 
 #[test]
 fn chromium_opens_the_page_and_the_stream_plays() {
+    let _alone = NOT_BESIDE_CHROMIUM.lock().unwrap_or_else(|e| e.into_inner());
     let (mut server, udp, http) = start_server(&[]);
     let tone = tone_client(udp, "Browser Tone", 440.0);
     let (ok, output) = lobby_support::node("listen_in.mjs", &[&format!("http://{http}/")], Duration::from_secs(90));

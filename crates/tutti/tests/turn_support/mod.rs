@@ -106,8 +106,9 @@ pub fn start_coturn_by(wrapper: &[&str], argv: &[String]) -> Proc {
             Proc::start(program, &all)
         }
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !coturn.log().contains("Total General servers") && Instant::now() < deadline {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !coturn.log().contains("Total General servers") {
+        assert!(Instant::now() < deadline, "coturn did not start within 20 s:\n{}", coturn.log());
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(200));

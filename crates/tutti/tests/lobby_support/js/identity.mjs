@@ -244,6 +244,8 @@ if (scenario === 'verified') {
   if (dbs !== 0) await fail(`IndexedDB still holds ${dbs} databases`);
   await a.page.reload();
   await a.page.waitForSelector('#conn.online', { timeout: 10000 });
+  // (the page looks for a stored identity on its own, not in step with the connection)
+  await until(a, () => document.body.dataset.identity !== undefined, null, 'the page never said whether it has an identity');
   await a.page.waitForTimeout(300);
   if (await a.page.evaluate(() => document.body.dataset.identity) !== 'no') await fail('the identity came back after deletion');
   if (await a.page.evaluate(async () => (await indexedDB.databases()).length) !== 0) await fail('a reload made a database');
