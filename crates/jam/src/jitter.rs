@@ -6,9 +6,9 @@
 //! absorbs, not a delay it adds: frames are played as soon as they are due, with a margin of a
 //! quarter of the size (none up to size 4, one up to 8, …). When the stream runs dry the buffer
 //! conceals and waits where it is (the stream's delay grows by what the network needed). When the
-//! frames held up by an isolated stall (none other within 341 ms) then arrive together, those whose
-//! turn was concealed are dropped at once, so the stall costs latency only while it lasts, as a lost
-//! packet would. Otherwise, once the fewest frames waiting at any play-out of a window exceed the
+//! frames held up by an isolated stall (none other within 341 ms) then arrive, together or one by
+//! one, those whose turn was concealed are dropped as they arrive, so the stall costs latency only
+//! while it lasts, as a lost packet would. Otherwise, once the fewest frames waiting at any play-out of a window exceed the
 //! margin, the surplus is dropped; more than the size plus two waiting are dropped immediately. The
 //! window is short (43 ms of OPUS64 frames) after a dry spell that did not recur within 341 ms,
 //! long (341 ms) while they recur: recurring jitter (Wi-Fi power save, say) is absorbed, and a steady
@@ -82,9 +82,11 @@ pub struct JitterBuffer {
     dry_gap: u64,
     dry: bool,
     /// Play-outs of the current dry spell concealed and not yet caught up on; the play-out of the
-    /// last catch-up (frames of a stall dropped when they arrived).
+    /// last catch-up (frames of a stall dropped when they arrived); until which play-out the frames
+    /// of the last spell are dropped as they arrive (0: they are not).
     behind: i32,
     caught_up_at: Option<u64>,
+    catch_up_until: u64,
     window_pulls: u32,
     window_underruns: u32,
     window_min_depth: i32,
@@ -118,6 +120,7 @@ impl JitterBuffer {
             dry: false,
             behind: 0,
             caught_up_at: None,
+            catch_up_until: 0,
             window_pulls: 0,
             window_underruns: 0,
             window_min_depth: i32::MAX,
@@ -176,7 +179,7 @@ impl JitterBuffer {
         self.filling = true;
         self.start_trim_window();
         (self.dry_since, self.dry_gap, self.dry) = (None, u64::MAX, false);
-        (self.behind, self.caught_up_at) = (0, None);
+        (self.behind, self.caught_up_at, self.catch_up_until) = (0, None, 0);
     }
 
     /// Stores a frame. `sequence` is the frame's counter, or `None` for streams without counters.
@@ -244,13 +247,13 @@ impl JitterBuffer {
             self.lost += 1;
             return Pull::Lost;
         }
-        let mut catch_up = 0;
         if self.dry {
             // The spell is over: what waits from now on is measured afresh.
             self.dry = false;
             self.start_trim_window();
-            catch_up = self.catch_up(depth);
+            self.catch_up_until = if self.isolated() { self.pulls + SAME_SPELL } else { 0 };
         }
+        let catch_up = self.catch_up(depth);
         let allowance = i32::from(self.size) + 2;
         let mut over = depth - allowance;
         if self.auto && !self.quiet && over <= allowance {
@@ -279,14 +282,20 @@ impl JitterBuffer {
         }
     }
 
-    /// Frames to drop as a dry spell ends: those whose turn was concealed, as far as they are here
-    /// beyond the target, if there was no catch-up in the last trimming window (a fixed size only).
-    /// A sooner one is left to the trimming windows: stalls that recur are jitter the buffer must
-    /// absorb, and frames that come just after their turn again and again are the buffer's delay,
-    /// not a surplus.
+    /// Whether the dry spell that just ended is caught up on: with a fixed size, if there was no
+    /// catch-up in the last trimming window. A sooner one is left to the trimming windows: stalls
+    /// that recur are jitter the buffer must absorb, and frames that come just after their turn again
+    /// and again are the buffer's delay, not a surplus.
+    fn isolated(&self) -> bool {
+        !self.auto && !self.caught_up_at.is_some_and(|at| self.pulls - at < RECURRING_DRY)
+    }
+
+    /// Frames to drop before this play-out: after an isolated dry spell, those whose turn was
+    /// concealed, as far as they are here beyond the target — when the spell ends, or as they arrive
+    /// within the next 85 ms (frames held up by a sender that was late twice in a row come one at a
+    /// time).
     fn catch_up(&mut self, depth: i32) -> i32 {
-        let recent = self.caught_up_at.is_some_and(|at| self.pulls - at < RECURRING_DRY);
-        if self.auto || recent {
+        if self.behind <= 0 || self.pulls > self.catch_up_until {
             return 0;
         }
         let frames = self.behind.min(depth - self.target()).max(0);
@@ -483,6 +492,27 @@ mod tests {
         assert_eq!(depths[1003], 1, "the first is caught up on at once");
         assert_eq!(depths[1210], 4, "the second (stalls recur) is absorbed…");
         assert!(depths[1203 + TRIM_WINDOW as usize + 1..].iter().all(|&d| d == 1), "…for one window");
+    }
+
+    #[test]
+    fn frames_a_late_sender_holds_up_are_dropped_also_when_they_come_one_by_one() {
+        // The sender wakes late twice in a row: frame 100 comes just after its turn, frame 101 just
+        // after the next; from 102 on they are in time again.
+        let mut j = JitterBuffer::new(3);
+        j.set_size(4);
+        let mut depths = Vec::new();
+        for seq in 0..=255u8 {
+            if seq == 100 || seq == 101 {
+                j.pull();
+                j.put(Some(seq), &frame(seq));
+            } else {
+                j.put(Some(seq), &frame(seq));
+                j.pull();
+            }
+            depths.push(j.depth() + 1);
+        }
+        assert_eq!((j.lost, j.trimmed), (1, 1), "the one concealment stands in for the frame dropped");
+        assert!(depths[103..].iter().all(|&d| d == 1), "no delay is left behind: {:?}", &depths[98..110]);
     }
 
     #[test]
