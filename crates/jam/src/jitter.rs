@@ -287,7 +287,7 @@ impl JitterBuffer {
     /// that recur are jitter the buffer must absorb, and frames that come just after their turn again
     /// and again are the buffer's delay, not a surplus.
     fn isolated(&self) -> bool {
-        !self.auto && !self.caught_up_at.is_some_and(|at| self.pulls - at < RECURRING_DRY)
+        !self.auto && self.caught_up_at.is_none_or(|at| self.pulls - at >= RECURRING_DRY)
     }
 
     /// Frames to drop before this play-out: after an isolated dry spell, those whose turn was
