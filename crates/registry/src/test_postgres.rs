@@ -7,6 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// How one try to start postgres ended.
+enum Started {
+    Ready,
+    PortTaken,
+}
+
 /// A running PostgreSQL server.
 pub struct TempPostgres {
     child: Option<Child>,
@@ -37,36 +43,55 @@ impl TempPostgres {
         if !output.status.success() {
             return Err(format!("initdb failed: {}", String::from_utf8_lossy(&output.stderr)));
         }
-        let port = free_port()?;
-        let log = std::fs::File::create(dir.join("server.log")).map_err(|e| e.to_string())?;
-        if let Some((uid, gid)) = user {
-            let _ = std::os::unix::fs::chown(dir.join("server.log"), Some(uid), Some(gid));
+        // The port was free when picked; if another process takes it before postgres binds it,
+        // postgres exits, and another port is tried.
+        let mut server = TempPostgres { child: None, dir, port: 0 };
+        for _ in 0..5 {
+            server.port = free_port()?;
+            match server.run(&user, &bin, &data)? {
+                Started::Ready => return Ok(server),
+                Started::PortTaken => continue,
+            }
         }
-        let child = command(&user, &bin.join("postgres"))
+        Err(format!("postgres found every one of 5 free ports taken: {}", server.log()))
+    }
+
+    /// Starts postgres on `self.port` and waits until it accepts connections.
+    fn run(&mut self, user: &Option<Ids>, bin: &Path, data: &Path) -> Result<Started, String> {
+        let log = std::fs::File::create(self.dir.join("server.log")).map_err(|e| e.to_string())?;
+        if let Some((uid, gid)) = *user {
+            let _ = std::os::unix::fs::chown(self.dir.join("server.log"), Some(uid), Some(gid));
+        }
+        let child = command(user, &bin.join("postgres"))
             .arg("-D")
-            .arg(&data)
-            .args(["-c", "listen_addresses=127.0.0.1", "-p", &port.to_string(), "-k"])
-            .arg(&dir)
+            .arg(data)
+            .args(["-c", "listen_addresses=127.0.0.1", "-p", &self.port.to_string(), "-k"])
+            .arg(&self.dir)
             .args(["-c", "fsync=on", "-c", "max_connections=200"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
             .spawn()
             .map_err(|e| format!("cannot start postgres: {e}"))?;
-        let mut server = TempPostgres { child: Some(child), dir, port };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && server.log().contains("ready to accept") {
-                return Ok(server);
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() && self.log().contains("ready to accept")
+            {
+                return Ok(Started::Ready);
             }
-            if let Some(child) = server.child.as_mut() {
+            if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    return Err(format!("postgres exited ({status}): {}", server.log()));
+                    self.child = None;
+                    if self.log().contains("Address already in use") {
+                        return Ok(Started::PortTaken);
+                    }
+                    return Err(format!("postgres exited ({status}): {}", self.log()));
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(format!("postgres did not start within 20 s: {}", server.log()))
+        Err(format!("postgres did not start within 20 s: {}", self.log()))
     }
 
     /// A connection string for the `postgres` database as the superuser `tutti`.

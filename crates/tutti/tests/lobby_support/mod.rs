@@ -257,22 +257,41 @@ impl Redis {
             Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success()),
             "redis-server is needed: run ./scripts/test.sh, which installs it"
         );
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("tutti-lobby-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
+        // The port was free when picked; if another process takes it before redis-server binds it,
+        // redis-server exits, and another port is tried.
+        for _ in 0..5 {
+            let port = free_port();
+            let dir = std::env::temp_dir().join(format!("tutti-lobby-redis-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start redis-server");
+            let mut redis = Redis { child, port, dir };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !redis.answers_ping() {
+                if redis.child.try_wait().is_ok_and(|status| status.is_some()) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "redis-server did not answer on {port}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if redis.child.try_wait().is_ok_and(|status| status.is_none()) {
+                return redis;
+            }
         }
-        Redis { child, port, dir }
+        panic!("redis-server did not start on any of 5 free ports");
+    }
+
+    /// Whether our redis-server answers PING on its port (not merely whether something listens there).
+    fn answers_ping(&self) -> bool {
+        let Ok(mut tcp) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else { return false };
+        let _ = tcp.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut answer = [0u8; 7];
+        tcp.write_all(b"PING\r\n").is_ok() && tcp.read_exact(&mut answer).is_ok() && &answer == b"+PONG\r\n"
     }
 
     pub fn url(&self) -> String {
