@@ -494,15 +494,13 @@ mod tests {
         assert!(depths[1203 + TRIM_WINDOW as usize + 1..].iter().all(|&d| d == 1), "…for one window");
     }
 
-    #[test]
-    fn frames_a_late_sender_holds_up_are_dropped_also_when_they_come_one_by_one() {
-        // The sender wakes late twice in a row: frame 100 comes just after its turn, frame 101 just
-        // after the next; from 102 on they are in time again.
-        let mut j = JitterBuffer::new(3);
+    /// Plays frames 0…255 of a fixed-size-4 buffer, one per period; those for which `late` holds
+    /// arrive just after their turn instead of just before. The frames waiting after each play-out.
+    fn played(j: &mut JitterBuffer, late: impl Fn(u8) -> bool) -> Vec<i32> {
         j.set_size(4);
         let mut depths = Vec::new();
         for seq in 0..=255u8 {
-            if seq == 100 || seq == 101 {
+            if late(seq) {
                 j.pull();
                 j.put(Some(seq), &frame(seq));
             } else {
@@ -511,6 +509,15 @@ mod tests {
             }
             depths.push(j.depth() + 1);
         }
+        depths
+    }
+
+    #[test]
+    fn frames_a_late_sender_holds_up_are_dropped_also_when_they_come_one_by_one() {
+        // The sender wakes late twice in a row: frame 100 comes just after its turn, frame 101 just
+        // after the next; from 102 on they are in time again.
+        let mut j = JitterBuffer::new(3);
+        let depths = played(&mut j, |seq| seq == 100 || seq == 101);
         assert_eq!((j.lost, j.trimmed), (1, 1), "the one concealment stands in for the frame dropped");
         assert!(depths[103..].iter().all(|&d| d == 1), "no delay is left behind: {:?}", &depths[98..110]);
     }
@@ -520,19 +527,10 @@ mod tests {
         // From frame 100 on the tick reads just before this client's frames arrive: one is
         // concealed, then the stream plays one period behind, with nothing to catch up on.
         let mut j = JitterBuffer::new(3);
-        j.set_size(4);
-        let mut lost = Vec::new();
-        for seq in 0..=255u8 {
-            if seq < 100 {
-                j.put(Some(seq), &frame(seq));
-                lost.push(j.pull() == Pull::Lost);
-            } else {
-                lost.push(j.pull() == Pull::Lost);
-                j.put(Some(seq), &frame(seq));
-            }
-        }
-        assert_eq!(lost.iter().filter(|&&l| l).count(), 1, "{lost:?}");
-        assert_eq!(j.trimmed, 0);
+        let depths = played(&mut j, |seq| seq >= 100);
+        assert_eq!((j.lost, j.trimmed), (1, 0));
+        // (counted after each late frame is put: the one just put waits for the next play-out)
+        assert!(depths[101..].iter().all(|&d| d == 2), "one period behind, steadily: {:?}", &depths[98..110]);
     }
 
     #[test]
