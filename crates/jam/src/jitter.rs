@@ -8,12 +8,13 @@
 //! conceals and waits where it is (the stream's delay grows by what the network needed). When the
 //! frames held up by an isolated stall (none other within 341 ms) then arrive, together or one by
 //! one, those whose turn was concealed are dropped as they arrive, so the stall costs latency only
-//! while it lasts, as a lost packet would. Otherwise, once the fewest frames waiting at any play-out of a window exceed the
-//! margin, the surplus is dropped; more than the size plus two waiting are dropped immediately. The
-//! window is short (43 ms of OPUS64 frames) after a dry spell that did not recur within 341 ms,
-//! long (341 ms) while they recur: recurring jitter (Wi-Fi power save, say) is absorbed, and a steady
-//! stream is played with the least delay its jitter allows. (Jamulus 3.9.1
-//! observed with the same size keeps about half the size buffered: docs/perf.md, "Jam latency".)
+//! while it lasts, as a lost packet would. Otherwise, once the fewest frames waiting at any
+//! play-out of a window exceed the margin, the surplus is dropped; more than the size plus two
+//! waiting are dropped immediately. The window is short (43 ms of OPUS64 frames) after a dry spell
+//! that did not recur within 341 ms, long (341 ms) while they recur: recurring jitter (Wi-Fi power
+//! save, say) is absorbed, and a steady stream is played with the least delay its jitter allows.
+//! (Jamulus 3.9.1 observed with the same size keeps about half the size buffered: docs/perf.md,
+//! "Jam latency".)
 //! Auto mode (the Jamulus client's default, and tutti's own client) keeps the earlier behaviour: it
 //! fills to its size, trims only beyond the size plus two, and the size follows the rate of frames
 //! missing at their turn; on the server, a surplus its shrinking leaves is cut at a quiet frame only

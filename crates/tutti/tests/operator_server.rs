@@ -75,6 +75,11 @@ fn served_connection(port: u16) -> Option<TcpStream> {
     (read > 0).then_some(stream)
 }
 
+/// The value of the first sample in a Prometheus exposition whose line starts with `name`.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find(|l| l.starts_with(name))?.rsplit(' ').next()?.parse().ok()
+}
+
 /// Zero crossings per second of a mono 16-bit signal ≈ 2 × frequency.
 fn frequency(samples: &[i16]) -> f32 {
     let crossings = samples.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
@@ -319,23 +324,16 @@ fn metrics_scrape() {
         text
     };
     let label = format!("{{port=\"{udp}\"}}");
-    let ticks = format!("tutti_tick_duration_seconds_count{label} ");
-    let counted = |text: &str| {
-        let line = text.lines().find(|l| l.starts_with(&ticks));
-        line.and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).unwrap_or(0.0)
-    };
+    let ticks = format!("tutti_tick_duration_seconds_count{label}");
     // a few hundred ticks with the client in (taken until the counters show them: 100 ms steps)
     let mut text = scrape();
     let deadline = Instant::now() + Duration::from_secs(15);
-    while counted(&text) < 300.0 && Instant::now() < deadline {
+    while sample(&text, &ticks).unwrap_or(0.0) < 300.0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
         text = scrape();
     }
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
-    let value = |name: &str| -> f64 {
-        let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} missing:\n{text}"));
-        line.rsplit(' ').next().unwrap().parse().unwrap()
-    };
+    let value = |name: &str| -> f64 { sample(&text, name).unwrap_or_else(|| panic!("{name} missing:\n{text}")) };
     assert_eq!(value(&format!("tutti_clients_connected{label}")), 1.0);
     assert!(value(&format!("tutti_datagrams_received_total{label}")) > 100.0);
     assert!(value(&format!("tutti_audio_packets_sent_total{label}")) > 100.0);

@@ -41,17 +41,18 @@ fn default_server_writes_nothing_and_talks_only_to_its_client() {
     let client_address = client.local_addr();
     // (the server runs under strace: on a busy machine it may take a while to answer)
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut connected = false;
-    while Instant::now() < deadline && !connected {
-        connected = matches!(client.next_event(Duration::from_millis(100)), Some(ClientEvent::Connected { .. }));
-    }
-    assert!(connected, "the client connected");
-    let mut chat_seen = false;
+    let seen = |wanted: &dyn Fn(&ClientEvent) -> bool| {
+        while Instant::now() < deadline {
+            if client.next_event(Duration::from_millis(100)).is_some_and(|e| wanted(&e)) {
+                return true;
+            }
+        }
+        false
+    };
+    assert!(seen(&|e| matches!(e, ClientEvent::Connected { .. })), "the client connected");
     client.command(ClientCommand::Chat("my secret chat line".into()));
-    while Instant::now() < deadline && !chat_seen {
-        chat_seen = matches!(client.next_event(Duration::from_millis(100)), Some(ClientEvent::Chat(t)) if t.contains("my secret chat line"));
-    }
-    assert!(chat_seen, "the chat went through the server");
+    let chat = |e: &ClientEvent| matches!(e, ClientEvent::Chat(t) if t.contains("my secret chat line"));
+    assert!(seen(&chat), "the chat went through the server");
     std::thread::sleep(Duration::from_millis(1000)); // a second of audio both ways
     within(Duration::from_secs(10), "stopping the client", move || client.stop()).unwrap();
     std::thread::sleep(Duration::from_millis(300));
