@@ -10,6 +10,9 @@
 #   --window SECS      measurement window per case (default 5: 50 bursts at N = 1, so p99 is nearly the max)
 #   --quick            one round, N = 1 10, default gains only
 #   --baseline BIN     also run another tutti binary (an earlier build) as server "tutti-base"
+#   --keep-off PIDS    comma-separated processes (all their threads) to keep on core 0 during the run, off the
+#                      load generator's core, their affinity restored at the end: e.g. a VM agent that stalls
+#                      the core it runs on (docs/perf.md, "A core that stalls now and then")
 #
 # Every case (N = 150: see below): the server runs alone with --fastupdate (64-sample ticks) and -u 150, pinned to core 0
 # (with -T: cores 0-1, which it then shares with the load generator on a 2-core machine), and
@@ -26,7 +29,10 @@
 # Prints per case and N: round trip mean, p50, p99, max (ms), best-to-worst spread of the
 # per-client means, mean per-client arrival jitter (stdev of 2-datagram intervals), clients at full
 # rate; for tutti also its --metrics send delay (send - tick start per audio datagram) p50/p99 as
-# the histogram's bucket bounds, counted over the measurement window.
+# the histogram's bucket bounds, counted over the measurement window; "late" = frame periods in which the load
+# generator itself woke over 0.25 ms late (its frames then reach any server after the usual arrival time).
+# Before every round, bench/wakeup-lateness.c checks the instrument: how late a real-time thread wakes on the
+# load generator's core in 5 s (a wake-up over 1.33 ms late makes the client's frame miss its tick on any server).
 # Run it serialized and real-time: flock /work/notes/bench.lock chrt -f 50 bench/jam-latency.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +42,7 @@ ns="1 10 50 100"
 jb=4
 cases="default,distinct,default-T,distinct-T"
 base=""
+keep_off=""
 warmup=6
 duration=5
 while [ $# -gt 0 ]; do
@@ -47,7 +54,8 @@ while [ $# -gt 0 ]; do
     --window) duration="$2"; shift 2 ;;
     --quick) rounds=1; ns="1 10"; cases="default"; shift ;;
     --baseline) base="$2"; shift 2 ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    --keep-off) keep_off="$2"; shift 2 ;;
+    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
     *) echo "bench/jam-latency.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -71,7 +79,37 @@ stop_server() {
   fi
   server_pid=""
 }
-trap stop_server EXIT
+# --keep-off: each thread's affinity as it was, restored on exit
+kept_off=()
+restore_affinity() {
+  local entry
+  for entry in "${kept_off[@]}"; do taskset -p "${entry#*:}" "${entry%%:*}" >/dev/null 2>&1 || :; done
+}
+finish() { stop_server; restore_affinity; }
+trap finish EXIT
+IFS=, read -r -a keep_off_pids <<<"$keep_off"
+for pid in "${keep_off_pids[@]}"; do
+  [ -d "/proc/$pid/task" ] || { echo "bench/jam-latency.sh: --keep-off $pid: no such process" >&2; exit 2; }
+  for task in /proc/"$pid"/task/*; do
+    tid=${task##*/}
+    mask=$(taskset -p "$tid" 2>/dev/null | awk '{print $NF}') || continue
+    taskset -p 1 "$tid" >/dev/null && kept_off+=("$tid:$mask")
+  done
+done
+
+# the instrument's floor: how late a real-time thread wakes on the load generator's core
+probe=""
+if command -v cc >/dev/null; then
+  mkdir -p target/bench
+  cc -O2 -o target/bench/wakeup-lateness bench/wakeup-lateness.c && probe=target/bench/wakeup-lateness
+fi
+probe_core() {
+  if [ -n "$probe" ]; then
+    echo "wake-ups on the load generator's core 1: $(taskset -c 1 chrt -f 50 "$probe" 5 2>&1)"
+  else
+    echo "wake-ups on the load generator's core 1: not checked (no C compiler)"
+  fi
+}
 
 # start_server KIND THREADS(0|1) FASTUPDATE(0|1)
 start_server() {
@@ -126,13 +164,16 @@ field() { sed -E "s/.*$1=([^ ]+).*/\\1/" <<<"$2"; }
 echo "tutti $("$tutti" --version | awk '{print $2}') vs Jamulus $(/usr/bin/Jamulus --version 2>&1 | grep -o 'Version [^ ]*' | head -1 | cut -d' ' -f2)"
 echo "machine: $(nproc) cores, $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(date -u '+%F %H:%M')"
 echo "OPUS64 mono clients, servers -F -u 150 on core 0 (-T: cores 0-1), load generator on core 1; fixed jitter buffer $jb; window ${duration} s after ${warmup} s"
+[ ${#kept_off[@]} = 0 ] || echo "kept on core 0: ${#kept_off[@]} threads of process(es) $keep_off"
 IFS=, read -r -a case_list <<<"$cases"
 for round in $(seq "$rounds"); do
+  echo
+  probe_core
   for c in "${case_list[@]}"; do
     gains=${c%-T}; threads=0; [ "$c" != "$gains" ] && threads=1
     echo
     echo "== round $round: $gains gains$([ $threads = 1 ] && echo ', -T') =="
-    printf "%-10s %4s | %6s %6s %6s %6s | %6s | %6s | %5s | %s\n" server N mean p50 p99 max spread jitter full "send p50/p99 ms"
+    printf "%-10s %4s | %6s %6s %6s %6s | %6s | %6s | %5s | %4s | %s\n" server N mean p50 p99 max spread jitter full late "send p50/p99 ms"
     for n in $ns 150; do
       for kind in jamulus tutti ${base:+tutti-base}; do
         [ "$n" = 150 ] && [ "$kind" = jamulus ] && continue
@@ -158,10 +199,10 @@ for round in $(seq "$rounds"); do
         sends="-"
         [ "$kind" != jamulus ] && sends=$(scrape | send_delay /tmp/jam-latency-metrics-start.txt || echo "-")
         stop_server
-        printf "%-10s %4d | %6s %6s %6s %6s | %6s | %6s | %5s | %s\n" "$kind" "$n" \
+        printf "%-10s %4d | %6s %6s %6s %6s | %6s | %6s | %5s | %4s | %s\n" "$kind" "$n" \
           "$(field rt_mean_ms "$line")" "$(field rt_p50_ms "$line")" "$(field rt_p99_ms "$line")" \
           "$(field rt_max_ms "$line")" "$(field rt_spread_ms "$line")" "$(field jitter_ms "$line")" \
-          "$(field full_rate "$line")/$n" "$sends"
+          "$(field full_rate "$line")/$n" "$(field loadgen_late_wakeups "$line")" "$sends"
       done
     done
   done

@@ -55,6 +55,9 @@ pub struct ClientReport {
     pub frames_late: u64,
 }
 
+/// A wake-up this much after the deadline counts in [`LoadReport::own_late_wakeups`].
+pub const LATE_WAKEUP: Duration = Duration::from_micros(250);
+
 /// The whole run.
 #[derive(Debug, Clone)]
 pub struct LoadReport {
@@ -66,6 +69,9 @@ pub struct LoadReport {
     pub own_cpu: Duration,
     /// Frame periods in which the load generator itself fell behind by more than one period.
     pub own_late_periods: u64,
+    /// Frame periods in which the load generator woke more than [`LATE_WAKEUP`] after its deadline: enough for
+    /// its frames to miss a server tick placed just after their usual arrival (a hiccup of the instrument).
+    pub own_late_wakeups: u64,
     pub periods: u64,
     /// The servers' CPU over the window and their peak resident memory (summed), when PIDs were given.
     pub server_cpu: Option<Duration>,
@@ -168,6 +174,7 @@ pub fn run_load(options: &LoadOptions, stop: &AtomicBool) -> io::Result<LoadRepo
     let mut server_at_start = None;
     let mut server_rss = 0u64;
     let mut own_late_periods = 0;
+    let mut own_late_wakeups = 0;
     let mut periods = 0;
     let mut next = start;
     while !stop.load(Ordering::Relaxed) {
@@ -192,6 +199,9 @@ pub fn run_load(options: &LoadOptions, stop: &AtomicBool) -> io::Result<LoadRepo
             periods += 1;
             if now.duration_since(next) > period {
                 own_late_periods += 1;
+            }
+            if now.duration_since(next) > LATE_WAKEUP {
+                own_late_wakeups += 1;
             }
             if periods % 375 == 0 && !options.server_pids.is_empty() {
                 server_rss = server_rss.max(servers_sample(&options.server_pids)?.rss_kib);
@@ -270,6 +280,7 @@ pub fn run_load(options: &LoadOptions, stop: &AtomicBool) -> io::Result<LoadRepo
         clients: reports,
         own_cpu,
         own_late_periods,
+        own_late_wakeups,
         periods,
         server_cpu,
         server_rss_kib: (!options.server_pids.is_empty()).then_some(server_rss),

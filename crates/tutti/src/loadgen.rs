@@ -98,13 +98,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// `key=value` pairs: clients, full_rate, window_s, server_ms_per_client_s, server_rss_kib, loadgen_cpu_pct,
-/// loadgen_late_pct, rx_pps, missing_pct; in latency mode also the round trip over all markers and
+/// loadgen_late_pct, loadgen_late_wakeups (periods it woke over 0.25 ms late), rx_pps, missing_pct; in latency mode also the round trip over all markers and
 /// clients (rt_mean_ms, rt_p50_ms, rt_p99_ms, rt_max_ms), the spread of the per-client means
 /// (rt_spread_ms, best to worst), markers timed and missed, and the mean per-client arrival jitter.
 fn summary_line(r: &LoadReport) -> String {
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
     let mut line = format!(
-        "clients={} full_rate={} window_s={:.2} server_ms_per_client_s={} server_rss_kib={} loadgen_cpu_pct={:.1} loadgen_late_pct={:.2} rx_pps={:.1} missing_pct={:.3}",
+        "clients={} full_rate={} window_s={:.2} server_ms_per_client_s={} server_rss_kib={} loadgen_cpu_pct={:.1} loadgen_late_pct={:.2} loadgen_late_wakeups={} rx_pps={:.1} missing_pct={:.3}",
         r.clients.len(),
         r.clients_at_full_rate(),
         r.window.as_secs_f64(),
@@ -112,6 +112,7 @@ fn summary_line(r: &LoadReport) -> String {
         r.server_rss_kib.map_or("-".to_string(), |v| v.to_string()),
         own_cpu_percent(r),
         100.0 * r.own_late_periods as f64 / r.periods.max(1) as f64,
+        r.own_late_wakeups,
         mean_rx_rate(r),
         missing_percent(r),
     );
@@ -217,10 +218,11 @@ fn print_table(out: &mut impl Write, r: &LoadReport) -> std::io::Result<()> {
     }
     writeln!(
         out,
-        "load generator: {:.1} % of a core, fell behind in {} of {} frame periods",
+        "load generator: {:.1} % of a core, fell behind in {} of {} frame periods, woke over 0.25 ms late in {}",
         own_cpu_percent(r),
         r.own_late_periods,
-        r.periods
+        r.periods,
+        r.own_late_wakeups
     )?;
     if let Some(ms) = r.server_ms_per_client_second() {
         writeln!(
