@@ -27,7 +27,7 @@ mod sending;
 mod stream_tick;
 mod tick;
 
-pub use sending::{HandOver, ENCODES_PER_HAND_OVER};
+pub use sending::{HandOver, ENCODES_PER_HAND_OVER, PARALLEL_DECODES_FROM, PARALLEL_ENCODES_FROM};
 
 /// A channel is freed after this long without an audio datagram.
 pub const CHANNEL_TIMEOUT: Duration = Duration::from_secs(30);

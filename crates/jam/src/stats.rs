@@ -70,6 +70,8 @@ pub struct Stats {
     pub audio_packets_out: u64,
     /// Personal mixes mixed and encoded, summed over ticks (listeners with equal settings share one).
     pub mixes_rendered: u64,
+    /// Tick steps handed to the worker threads (`--multithreading`, large ticks only).
+    pub parallel_passes: u64,
     pub ticks: u64,
     /// Ticks that ran more than one period late (the caller could not keep up).
     pub late_ticks: u64,

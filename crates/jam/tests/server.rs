@@ -345,9 +345,10 @@ fn every_client_format_gets_its_mix_in_its_own_format() {
 #[test]
 fn listeners_with_equal_settings_share_one_encode_also_on_several_threads() {
     for threads in [1, 3] {
-        let mut net = Net::new(ServerConfig { threads, ..ServerConfig::default() });
+        let mut net = Net::new(ServerConfig { threads, max_channels: 16, ..ServerConfig::default() });
         let tone = net.add(22300, ClientConfig { profile: profile("Tone"), ..ClientConfig::default() }, Some(1000.0));
-        let others: Vec<usize> = (1..5)
+        // 16 clients: with several threads their decodes go to the workers (PARALLEL_DECODES_FROM).
+        let others: Vec<usize> = (1..15)
             .map(|i| net.add(22300 + i, ClientConfig { profile: profile("L"), ..ClientConfig::default() }, None))
             .collect();
         let stereo =
@@ -358,7 +359,7 @@ fn listeners_with_equal_settings_share_one_encode_also_on_several_threads() {
             net.run(Duration::from_millis(500));
             (net.server.stats().mixes_rendered - m0) as f64 / (net.server.stats().ticks - t0) as f64
         };
-        assert_eq!(per_tick(&mut net), 2.0, "one mono and one stereo encode for six listeners ({threads} threads)");
+        assert_eq!(per_tick(&mut net), 2.0, "one mono and one stereo encode for 16 listeners ({threads} threads)");
         let full = 0.5 / 2f32.sqrt();
         for &p in others.iter().chain([&tone, &stereo]) {
             assert!((rms_tail(net.peer(p), 0.3, 0) / full - 1.0).abs() < 0.2, "everybody hears the tone");

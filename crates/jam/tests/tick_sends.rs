@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tutti_jam::server::ENCODES_PER_HAND_OVER;
+use tutti_jam::server::{ENCODES_PER_HAND_OVER, PARALLEL_DECODES_FROM, PARALLEL_ENCODES_FROM};
 use tutti_jam::{Client, ClientConfig, Server, ServerConfig};
 use tutti_proto::message::Profile;
 use tutti_proto::{AudioCodec, Datagram};
@@ -161,5 +161,19 @@ fn with_several_threads_the_tick_is_one_parallel_batch_in_rotating_order() {
         if t > 0 {
             assert_eq!(batches[0][0], ticks[t - 1][0][n - 1], "the last listener goes first next");
         }
+    }
+}
+
+#[test]
+fn with_several_threads_only_a_large_tick_wakes_the_workers() {
+    // (clients, distinct gains: one encode each; parallel passes per tick: decode and render)
+    for (n, passes) in [(PARALLEL_ENCODES_FROM - 1, 0), (PARALLEL_ENCODES_FROM, 1), (PARALLEL_DECODES_FROM, 2)] {
+        let mut sim = Sim::new(n as u16, 2);
+        sim.settle();
+        sim.distinct_gains();
+        let (passes_before, ticks_before) = (sim.server.stats().parallel_passes, sim.server.stats().ticks);
+        sim.ticks(20);
+        let ticks = sim.server.stats().ticks - ticks_before;
+        assert_eq!(sim.server.stats().parallel_passes - passes_before, passes * ticks, "{n} clients, {ticks} ticks");
     }
 }

@@ -20,6 +20,15 @@ pub type HandOver<'a> = dyn FnMut(&mut dyn Iterator<Item = (SocketAddr, &[u8])>)
 /// 3–6 %: docs/perf.md).
 pub const ENCODES_PER_HAND_OVER: usize = 16;
 
+/// With `--multithreading`, a tick's mixes go to the worker threads only from this many encodes on
+/// (about 50 µs of work); fewer are encoded on the tick's own thread. Waking a worker on another core
+/// costs about as much as it would save there, and on a busy or virtual machine that wake-up can come
+/// milliseconds late, holding the whole tick up (docs/perf.md, "Small ticks stay on one thread").
+pub const PARALLEL_ENCODES_FROM: usize = 8;
+
+/// The same for the tick's decodes (about half an encode each): from this many connected clients on.
+pub const PARALLEL_DECODES_FROM: usize = 16;
+
 /// Where each shared mix stands in this tick's rendering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Render {
@@ -102,14 +111,17 @@ impl Server {
         let active = &self.active[..];
         let (mixes, state) = (&mut self.mixes, &mut self.render_state);
         match &self.pool {
-            Some(pool) if due > 1 => pool.install(|| {
-                mixes.par_iter_mut().zip(state.par_iter_mut()).filter(|(_, s)| **s == Render::Due).for_each(
-                    |(mix, s)| {
-                        mix.render(&input, active);
-                        *s = Render::Done;
-                    },
-                )
-            }),
+            Some(pool) if due >= PARALLEL_ENCODES_FROM => {
+                self.stats.parallel_passes += 1;
+                pool.install(|| {
+                    mixes.par_iter_mut().zip(state.par_iter_mut()).filter(|(_, s)| **s == Render::Due).for_each(
+                        |(mix, s)| {
+                            mix.render(&input, active);
+                            *s = Render::Done;
+                        },
+                    )
+                })
+            }
             _ => {
                 for (mix, s) in mixes.iter_mut().zip(state.iter_mut()).filter(|(_, s)| **s == Render::Due) {
                     mix.render(&input, active);

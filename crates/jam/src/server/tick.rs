@@ -1,7 +1,7 @@
 //! The jam server's clock-driven side: protocol resends, the audio tick (decode every client once,
 //! record, place listeners on shared mixes, then `sending.rs`) and freeing departed channels.
 
-use super::sending::HandOver;
+use super::sending::{HandOver, PARALLEL_DECODES_FROM};
 use super::{Event, Server, CHANNEL_TIMEOUT};
 use crate::channel::{Channel, Source, MAX_CHANNELS};
 use crate::level;
@@ -96,10 +96,16 @@ impl Server {
         };
         let (channels, inputs, sources) = (&mut self.channels, &mut self.inputs, &mut self.sources);
         match &self.pool {
-            Some(pool) => pool.install(|| {
-                channels.par_iter_mut().zip(inputs.par_chunks_mut(span).zip(sources.par_iter_mut())).for_each(decode)
-            }),
-            None => channels.iter_mut().zip(inputs.chunks_mut(span).zip(sources.iter_mut())).for_each(decode),
+            Some(pool) if self.by_address.len() >= PARALLEL_DECODES_FROM => {
+                self.stats.parallel_passes += 1;
+                pool.install(|| {
+                    channels
+                        .par_iter_mut()
+                        .zip(inputs.par_chunks_mut(span).zip(sources.par_iter_mut()))
+                        .for_each(decode)
+                })
+            }
+            _ => channels.iter_mut().zip(inputs.chunks_mut(span).zip(sources.iter_mut())).for_each(decode),
         }
         self.active.clear();
         for (slot, source) in self.sources[..self.channels.len()].iter().enumerate() {
