@@ -12,7 +12,7 @@
 #   --baseline BIN     also run another tutti binary (an earlier build) as server "tutti-base"
 #   --keep-off PIDS    comma-separated processes (all their threads) to keep on core 0 during the run, off the
 #                      load generator's core, their affinity restored at the end: e.g. a VM agent that stalls
-#                      the core it runs on (docs/perf.md, "A core that stalls now and then")
+#                      the core it runs on (docs/perf.md, "The instrument's own core")
 #
 # Every case (N = 150: see below): the server runs alone with --fastupdate (64-sample ticks) and -u 150, pinned to core 0
 # (with -T: cores 0-1, which it then shares with the load generator on a 2-core machine), and

@@ -5,7 +5,7 @@
  * Usage: wakeup-lateness SECONDS   (run it pinned and real-time: taskset -c 1 chrt -f 50 ...)
  * Prints one line: wake-ups, how many came more than 0.15 ms / 1 ms late, the maximum, and the average time
  * between wake-ups more than 1 ms late (a periodic cause shows as a steady interval).
- * Built and run by bench/jam-latency.sh; see docs/perf.md ("A core that stalls once a second").
+ * Built and run by bench/jam-latency.sh; see docs/perf.md ("The instrument's own core").
  */
 #define _GNU_SOURCE
 #include <stdio.h>

@@ -23,7 +23,7 @@ pub const ENCODES_PER_HAND_OVER: usize = 16;
 /// With `--multithreading`, a tick's mixes go to the worker threads only from this many encodes on
 /// (about 50 µs of work); fewer are encoded on the tick's own thread. Waking a worker on another core
 /// costs about as much as it would save there, and on a busy or virtual machine that wake-up can come
-/// milliseconds late, holding the whole tick up (docs/perf.md, "Small ticks stay on one thread").
+/// milliseconds late, holding the whole tick up (docs/perf.md, "small ticks stay on one thread").
 pub const PARALLEL_ENCODES_FROM: usize = 8;
 
 /// The same for the tick's decodes (about half an encode each): from this many connected clients on.
