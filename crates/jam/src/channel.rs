@@ -51,6 +51,8 @@ pub(crate) struct Channel {
     /// acknowledged it (only then is its audio streamed).
     pub stream_notice: Option<u64>,
     pub streamed: bool,
+    /// The client list changed since this client was last sent it (sent a few clients per tick).
+    pub list_due: bool,
 }
 
 impl Channel {
@@ -67,6 +69,7 @@ impl Channel {
             stream: None,
             jitter: JitterBuffer::new(1),
             jitter_reported: DEFAULT_SIZE,
+            list_due: false,
             fade_packets: 0,
             meter: LevelMeter::default(),
             out_counter: 0,

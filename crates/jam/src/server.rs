@@ -31,6 +31,13 @@ pub use sending::{HandOver, ENCODES_PER_HAND_OVER, PARALLEL_DECODES_FROM, PARALL
 
 /// A channel is freed after this long without an audio datagram.
 pub const CHANNEL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// When the client list changes, this many clients a tick are sent the new one, after the tick's audio.
+/// Sent to 149 clients at once, the list's parts left 149 at a time, and that sending held the next
+/// tick's audio up for everybody (docs/perf.md, "A join no longer holds up a tick"); spread out, the
+/// last client has the new list about 10 ticks later.
+pub const LISTS_PER_TICK: usize = 16;
+
 /// Connection-less replies one source IP may get per second (ping, version, client list, server full).
 const REPLIES_PER_SECOND: u32 = 20;
 
@@ -111,6 +118,8 @@ pub struct Server {
     /// Moves the tick to just after the clients' arrivals.
     phase: TickPhase,
     tick_count: u64,
+    /// Where the next tick's sending of due client lists starts (`LISTS_PER_TICK`).
+    list_cursor: usize,
     budgets: HashMap<IpAddr, (Instant, u32)>,
     registrar: Option<Registrar>,
     directory: Option<Directory>,
@@ -154,6 +163,7 @@ impl Server {
             next_tick: None,
             phase: TickPhase::default(),
             tick_count: 0,
+            list_cursor: 0,
             budgets: HashMap::new(),
             registrar: None,
             directory: None,
@@ -322,16 +332,46 @@ impl Server {
             .collect()
     }
 
-    /// Sends the client list to everybody; a list still waiting in a link is replaced, not followed.
-    fn broadcast_client_list(&mut self, now: Instant) {
-        let list = Message::ConnClientsList(self.client_list());
-        for index in self.connected_indices() {
-            let Some(channel) = self.channels[index].as_mut() else { continue };
-            if let Err(LinkError::QueueFull(_)) = channel.link.send_latest(now, &list) {
-                self.stats.drop(DropReason::LinkQueueFull);
-            }
-            self.flush_link(index);
+    /// The client list changed: channel `first` (the client that changed it) is sent the new list at
+    /// once, everybody else over the next ticks (`send_due_lists`).
+    fn broadcast_client_list(&mut self, now: Instant, first: Option<usize>) {
+        for channel in self.channels.iter_mut().flatten() {
+            channel.list_due = true;
         }
+        if let Some(index) = first {
+            let list = Message::ConnClientsList(self.client_list());
+            self.send_list(now, index, &list);
+        }
+    }
+
+    /// Sends the current client list to up to `LISTS_PER_TICK` clients whose list is out of date,
+    /// taking turns; a list still waiting in a link is replaced, not followed.
+    pub(crate) fn send_due_lists(&mut self, now: Instant) {
+        let n = self.channels.len();
+        let mut list = None;
+        let mut sent = 0;
+        for k in 0..n {
+            let index = (self.list_cursor + k) % n;
+            if !self.channels[index].as_ref().is_some_and(|c| c.list_due) {
+                continue;
+            }
+            if sent == LISTS_PER_TICK {
+                self.list_cursor = index;
+                return;
+            }
+            let list = list.get_or_insert_with(|| Message::ConnClientsList(self.client_list()));
+            self.send_list(now, index, list);
+            sent += 1;
+        }
+    }
+
+    fn send_list(&mut self, now: Instant, index: usize, list: &Message) {
+        let Some(channel) = self.channels[index].as_mut() else { return };
+        channel.list_due = false;
+        if let Err(LinkError::QueueFull(_)) = channel.link.send_latest(now, list) {
+            self.stats.drop(DropReason::LinkQueueFull);
+        }
+        self.flush_link(index);
     }
 
     /// Queues a connection message to channel `index`.

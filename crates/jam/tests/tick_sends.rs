@@ -3,10 +3,10 @@
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tutti_jam::server::{ENCODES_PER_HAND_OVER, PARALLEL_DECODES_FROM, PARALLEL_ENCODES_FROM};
-use tutti_jam::{Client, ClientConfig, Server, ServerConfig};
-use tutti_proto::message::Profile;
-use tutti_proto::{AudioCodec, Datagram};
+use tutti_jam::server::{ENCODES_PER_HAND_OVER, LISTS_PER_TICK, PARALLEL_DECODES_FROM, PARALLEL_ENCODES_FROM};
+use tutti_jam::{Client, ClientConfig, ClientEvent, Server, ServerConfig};
+use tutti_proto::message::{id, Profile};
+use tutti_proto::{AudioCodec, Datagram, Frame};
 
 const STEP: Duration = Duration::from_nanos(1_333_333);
 
@@ -15,6 +15,8 @@ struct Sim {
     server: Server,
     clients: Vec<(SocketAddr, Client)>,
     now: Instant,
+    /// Client lists the server has sent so far.
+    lists: usize,
 }
 
 impl Sim {
@@ -31,7 +33,7 @@ impl Sim {
             })
             .collect();
         let server = Server::new(ServerConfig { fast_update: true, max_channels: 150, threads, ..Default::default() });
-        Sim { server, clients, now: Instant::now() }
+        Sim { server, clients, now: Instant::now(), lists: 0 }
     }
 
     /// One period: every client sends a frame and plays one, then the server runs. Returns the
@@ -66,6 +68,9 @@ impl Sim {
             handed.push((to, bytes.to_vec()));
         }
         for (to, bytes) in handed {
+            if Frame::parse(&bytes).is_some_and(starts_a_client_list) {
+                self.lists += 1;
+            }
             if let Some((_, client)) = self.clients.iter_mut().find(|(a, _)| *a == to) {
                 client.handle_datagram(now, "127.0.0.1:22124".parse().unwrap(), &bytes);
             }
@@ -136,6 +141,15 @@ fn distinct_mixes_leave_in_small_batches_starting_with_another_listener_each_tic
     assert_eq!(distinct_firsts.len(), n, "each listener is first once in {n} ticks");
 }
 
+/// A client list, or the first part of one that was split (SPECIAL_SPLIT_MESSAGE: id, count, index).
+fn starts_a_client_list(frame: Frame<'_>) -> bool {
+    match (frame.id, frame.data) {
+        (id::CONN_CLIENTS_LIST, _) => true,
+        (id::SPECIAL_SPLIT_MESSAGE, [lo, hi, _, 0, ..]) => u16::from_le_bytes([*lo, *hi]) == id::CONN_CLIENTS_LIST,
+        _ => false,
+    }
+}
+
 #[test]
 fn a_shared_mix_is_encoded_once_and_sent_to_all_at_once() {
     let n = 10;
@@ -175,5 +189,40 @@ fn with_several_threads_only_a_large_tick_wakes_the_workers() {
         sim.ticks(20);
         let ticks = sim.server.stats().ticks - ticks_before;
         assert_eq!(sim.server.stats().parallel_passes - passes_before, passes * ticks, "{n} clients, {ticks} ticks");
+    }
+}
+
+#[test]
+fn a_changed_client_list_goes_out_to_a_few_clients_a_tick_and_reaches_everybody() {
+    let n = 2 * LISTS_PER_TICK + 8;
+    let mut sim = Sim::new(n as u16, 1);
+    sim.settle();
+    for (_, client) in &mut sim.clients {
+        while client.poll_event().is_some() {}
+    }
+    // One musician leaves: everybody else's list is out of date.
+    let (address, mut leaving) = sim.clients.pop().unwrap();
+    leaving.disconnect();
+    while let Some(datagram) = leaving.poll_transmit() {
+        sim.server.handle_datagram(sim.now, address, &datagram);
+    }
+    let before = sim.lists;
+    let mut per_tick = Vec::new();
+    while per_tick.len() < 8 {
+        let lists = sim.lists;
+        if sim.step().is_some() {
+            per_tick.push(sim.lists - lists);
+        }
+    }
+    assert_eq!(per_tick[..3], [LISTS_PER_TICK, LISTS_PER_TICK, n - 1 - 2 * LISTS_PER_TICK], "{per_tick:?}");
+    assert_eq!(sim.lists - before, n - 1, "each of the others once: {per_tick:?}");
+    for (_, client) in &mut sim.clients {
+        let mut last = None;
+        while let Some(event) = client.poll_event() {
+            if let ClientEvent::ClientList(list) = event {
+                last = Some(list.len());
+            }
+        }
+        assert_eq!(last, Some(n - 1), "the list without the one who left");
     }
 }

@@ -156,7 +156,7 @@ impl Server {
             }
             Message::ChannelInfos(profile) if channel.profile.as_ref() != Some(&profile) => {
                 channel.profile = Some(profile);
-                self.broadcast_client_list(now);
+                self.broadcast_client_list(now, Some(index));
             }
             Message::ChatText(text) => {
                 let line = chat_line(channel.id, channel.name(), &text, (self.config.time_of_day)());

@@ -69,6 +69,7 @@ impl Server {
         self.stream(now, tick);
         self.place_listeners(tick);
         self.render_and_send(tick, hand_over);
+        self.send_due_lists(now);
         // 3. Jitter buffer reports and level meters.
         for index in self.connected_indices() {
             let Some(channel) = self.channels[index].as_mut() else { continue };
@@ -240,7 +241,7 @@ impl Server {
             }
         }
         if changed {
-            self.broadcast_client_list(now);
+            self.broadcast_client_list(now, None);
             if self.by_address.is_empty() {
                 self.events.push_back(Event::Idle);
                 if let Some(tap) = self.tap.as_mut() {
