@@ -67,29 +67,16 @@ run() {
   server_pid=""
   python3 - "$kind" "$work" "$(grep -o 'full_rate=[0-9]*' "$work/loadgen.txt" | cut -d= -f2)" "$clients" <<'PY'
 import sys
+sys.path.insert(0, "bench")
+from histogram import above, between, quantile, total
 kind, work, full, n = sys.argv[1:5]
-def histogram(path, name):
-    out = {}
-    for line in open(path):
-        if line.startswith(name + "_bucket"):
-            le = line.split('le="')[1].split('"')[0]
-            out[float("inf") if le == "+Inf" else float(le)] = float(line.split()[-1])
-    return out
-def delta(a, b, name):
-    start, end = histogram(f"{work}/{a}.txt", name), histogram(f"{work}/{b}.txt", name)
-    return sorted((le, end[le] - start.get(le, 0)) for le in end)
-def quantile(d, p):
-    total = d[-1][1]
-    for le, c in d:
-        if total and c >= p * total:
-            return ">5" if le == float("inf") else "<=%.2f" % (le * 1e3)
-    return "-"
-def over_period(d):
-    return int(d[-1][1] - max((c for le, c in d if le <= 0.00267), default=0))
+PERIOD = 0.00267  # a 128-sample tick period: counts what lies above the 2.667 ms bucket
+def counted(a, b, name):
+    return between(open(f"{work}/{a}.txt").read(), open(f"{work}/{b}.txt").read(), name)
 for a, b, what in (("a", "b", "joins"), ("b", "c", "quiet")):
-    ticks, sends = delta(a, b, "tutti_tick_duration_seconds"), delta(a, b, "tutti_audio_send_delay_seconds")
-    print(f"{kind:10} {what:5} | {int(ticks[-1][1]):6} {over_period(ticks):5} | "
-          f"{quantile(sends, .5):>6} {quantile(sends, .99):>6} {quantile(sends, .999):>6} {over_period(sends):7} | {full}/{n}")
+    ticks, sends = counted(a, b, "tutti_tick_duration_seconds"), counted(a, b, "tutti_audio_send_delay_seconds")
+    print(f"{kind:10} {what:5} | {int(total(ticks)):6} {above(ticks, PERIOD):5} | "
+          f"{quantile(sends, .5):>6} {quantile(sends, .99):>6} {quantile(sends, .999):>6} {above(sends, PERIOD):7} | {full}/{n}")
 PY
 }
 

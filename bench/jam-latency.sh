@@ -137,27 +137,7 @@ scrape() { curl -sf --max-time 5 "http://127.0.0.1:$metrics_port/metrics"; }
 
 # send_delay START: p50/p99 (bucket upper bounds, ms) of tutti's send delay histogram between the scrape in the
 # file START and the one on stdin
-send_delay() {
-  python3 -c '
-import sys
-def buckets(text):
-    out = []
-    for line in text.splitlines():
-        if line.startswith("tutti_audio_send_delay_seconds_bucket"):
-            le = line.split("le=\"")[1].split("\"")[0]
-            out.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
-    return out
-start = dict(buckets(open(sys.argv[1]).read()))
-buckets = [(le, c - start.get(le, 0)) for le, c in buckets(sys.stdin.read())]
-total = buckets[-1][1] if buckets else 0
-def q(p):
-    for le, c in buckets:
-        if total and c >= p * total:
-            return "<=%.2f" % (le * 1e3) if le != float("inf") else ">5"
-    return "-"
-print(f"{q(0.5)}/{q(0.99)}")
-' "$1"
-}
+send_delay() { python3 bench/histogram.py "$1" - tutti_audio_send_delay_seconds 0.5 0.99; }
 
 field() { sed -E "s/.*$1=([^ ]+).*/\\1/" <<<"$2"; }
 
